@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace MedVL.Cli;
+
+/// <summary>The list of top-level commands. Each area adds its command group in its own file and one line here.</summary>
+internal static class CliCommands
+{
+    public static IEnumerable<Command> All()
+    {
+        yield break;
+    }
+}
