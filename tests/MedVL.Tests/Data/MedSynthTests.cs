@@ -110,3 +110,50 @@ public class MedSynthTests
         Assert.Equal(a.Pixels, b.Pixels);
     }
 }
+
+public class MedSynthDatasetTests
+{
+    [Fact]
+    public void WritesVqaLlavaAndGenerationFilesThatTheScorerReads()
+    {
+        var root = Directory.CreateTempSubdirectory("medsynth");
+        var dir = Path.Combine(root.FullName, "ds");
+        var written = new List<string>();
+        var o = new MedSynthOptions { Seed = 5, Count = 40, ImageSize = 32, TestFraction = 0.25 };
+        var m = MedSynthDataset.Write(dir, o, (path, img) => { written.Add(path); File.WriteAllBytes(path, img.ToBytes()); });
+        Assert.Equal(40, m.Counts["train"] + m.Counts["test"]);
+        Assert.InRange(m.Counts["test"], 3, 20);
+        Assert.DoesNotContain(Directory.GetDirectories(root.FullName), d => d.Contains(".partial-"));
+        var gt = MedVL.Evaluation.MedVqaEvaluator.ReadGroundTruth(Path.Combine(dir, "vqa_test.json"));
+        Assert.Equal(m.Counts["vqa_test.json"], gt.Count);
+        Assert.All(gt, g => Assert.Contains(g.AnswerType, new[] { "OPEN", "CLOSED" }));
+        var gen = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "gen_train.json")))!.AsArray();
+        Assert.Contains(gen, g => ((string)g!["task"]!).Contains("2"));   // ct2mri / mri2ct
+        Assert.Contains(gen, g => (string)g!["task"]! == "sr4x");
+        foreach (var g in gen)
+        {
+            Assert.True(File.Exists(Path.Combine(dir, (string)g!["image"]!)));
+            Assert.True(File.Exists(Path.Combine(dir, (string)g!["output_image"]!)));
+        }
+        // sample i does not depend on the count: a bigger set starts with the same samples and splits
+        var small = MedSynthDataset.Generate(o, 7);
+        var big = MedSynthDataset.Generate(o with { Count = 1000 }, 7);
+        Assert.Equal(small.Image.Pixels, big.Image.Pixels);
+        Assert.Equal(small.IsTest, big.IsTest);
+        // refuses to overwrite a non-empty directory
+        Assert.Throws<IOException>(() => MedSynthDataset.Write(dir, o, (_, _) => { }));
+        root.Delete(true);
+    }
+
+    [Fact]
+    public void InterruptedWriteLeavesNothingBehind()
+    {
+        var root = Directory.CreateTempSubdirectory("medsynth");
+        var dir = Path.Combine(root.FullName, "ds");
+        int n = 0;
+        Assert.Throws<IOException>(() => MedSynthDataset.Write(dir, new MedSynthOptions { Count = 20, ImageSize = 16, SuperResolutionFactor = 0 },
+            (_, _) => { if (++n == 10) throw new IOException("disk full"); }));
+        Assert.Empty(Directory.GetFileSystemEntries(root.FullName));
+        root.Delete(true);
+    }
+}
