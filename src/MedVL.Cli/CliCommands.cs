@@ -8,5 +8,6 @@ internal static class CliCommands
     public static IEnumerable<Command> All()
     {
         yield return EvalCommands.Build();
+        yield return SynthCommands.Build();
     }
 }

@@ -157,3 +157,23 @@ public class MedSynthDatasetTests
         root.Delete(true);
     }
 }
+
+public class MedSynthCliTests
+{
+    [Fact]
+    public void SynthCommandWritesPngsThatDecodeToTheRenderedPixels()
+    {
+        var root = Directory.CreateTempSubdirectory("medsynth-cli");
+        var dir = Path.Combine(root.FullName, "ds");
+        var (code, _, err) = CliRunner.Run("synth", "--out", dir, "--count", "12", "--size", "32", "--seed", "9", "--modalities", "ct,pathology");
+        Assert.True(code == 0, err);
+        var sample = MedSynthDataset.Generate(new MedSynthOptions { Seed = 9, Count = 12, ImageSize = 32, Modalities = new[] { Modality.CT, Modality.Pathology } }, 3);
+        var png = MedVL.Vision.Codecs.PngDecoder.Decode(File.ReadAllBytes(Path.Combine(dir, "images", sample.Id + ".png")));
+        Assert.Equal(sample.Image.Channels, png.Channels);
+        Assert.Equal(sample.Image.ToBytes().Select(b => (double)b).ToArray(), png.StoredValues);
+        var (bad, _, badErr) = CliRunner.Run("synth", "--out", Path.Combine(root.FullName, "x"), "--modalities", "ultrasound");
+        Assert.Equal(1, bad);
+        Assert.Contains("ultrasound", badErr);
+        root.Delete(true);
+    }
+}
