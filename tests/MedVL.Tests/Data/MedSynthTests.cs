@@ -1,3 +1,4 @@
+using MedVL.Tensors;
 using MedVL.Data.MedSynth;
 
 namespace MedVL.Tests.Data;
@@ -8,11 +9,11 @@ public class MedSynthTests
     public void RandomStreamIsFixedBySeed()
     {
         // xoshiro256** seeded by SplitMix64 from 0: first outputs of the reference C implementation's SplitMix64 state.
-        var x = new SynthRandom(0);
-        var y = new SynthRandom(0);
+        var x = new DeterministicRandom(0);
+        var y = new DeterministicRandom(0);
         for (int i = 0; i < 100; i++) Assert.Equal(x.NextUInt64(), y.NextUInt64());
-        Assert.NotEqual(new SynthRandom(1).NextUInt64(), new SynthRandom(0).NextUInt64());
-        var r = new SynthRandom(7);
+        Assert.NotEqual(new DeterministicRandom(1).NextUInt64(), new DeterministicRandom(0).NextUInt64());
+        var r = new DeterministicRandom(7);
         var counts = new int[5];
         for (int i = 0; i < 50000; i++) counts[r.Next(0, 5)]++;
         Assert.All(counts, c => Assert.InRange(c, 9500, 10500));
@@ -30,11 +31,11 @@ public class MedSynthTests
         int checkedLesions = 0;
         for (ulong seed = 0; seed < 40 && checkedLesions < 5; seed++)
         {
-            var rng = new SynthRandom(seed);
+            var rng = new DeterministicRandom(seed);
             var p = PhantomGenerator.Generate(rng, anatomy, lesionProbability: 1);
             Assert.True(p.HasLesion);
-            var withLesion = PhantomRenderer.Render(p, modality, 96, new SynthRandom(99));
-            var without = PhantomRenderer.Render(p with { Structures = p.Structures.Where(s => !p.Lesions.Any(l => ReferenceEquals(l.Geometry, s))).ToList(), Lesions = [] }, modality, 96, new SynthRandom(99));
+            var withLesion = PhantomRenderer.Render(p, modality, 96, new DeterministicRandom(99));
+            var without = PhantomRenderer.Render(p with { Structures = p.Structures.Where(s => !p.Lesions.Any(l => ReferenceEquals(l.Geometry, s))).ToList(), Lesions = [] }, modality, 96, new DeterministicRandom(99));
             foreach (var l in p.Lesions)
             {
                 // mean absolute change inside the lesion's core, against the same render without lesions (same noise)
@@ -68,7 +69,7 @@ public class MedSynthTests
     {
         for (ulong seed = 0; seed < 200; seed++)
         {
-            var rng = new SynthRandom(seed);
+            var rng = new DeterministicRandom(seed);
             var anatomy = (Anatomy)(seed % 4);
             var modality = anatomy == Anatomy.Tissue ? Modality.Pathology : anatomy == Anatomy.Chest && seed % 8 == 1 ? Modality.XRay : Modality.CT;
             var p = PhantomGenerator.Generate(rng, anatomy);
@@ -89,8 +90,8 @@ public class MedSynthTests
     [Fact]
     public void CtKeepsHounsfieldUnitsAndWindowsThem()
     {
-        var p = PhantomGenerator.Generate(new SynthRandom(3), Anatomy.Abdomen, 0);
-        var img = PhantomRenderer.Render(p, Modality.CT, 64, new SynthRandom(4));
+        var p = PhantomGenerator.Generate(new DeterministicRandom(3), Anatomy.Abdomen, 0);
+        var img = PhantomRenderer.Render(p, Modality.CT, 64, new DeterministicRandom(4));
         Assert.NotNull(img.Hounsfield);
         Assert.InRange(img.Hounsfield![0], -1100, -900); // corner: air
         var (c, w) = TissueTable.CtWindow(Anatomy.Abdomen);
@@ -105,8 +106,8 @@ public class MedSynthTests
     [Fact]
     public void SameSeedSameImage()
     {
-        var a = PhantomRenderer.Render(PhantomGenerator.Generate(new SynthRandom(11), Anatomy.Head), Modality.MriT1, 48, new SynthRandom(12));
-        var b = PhantomRenderer.Render(PhantomGenerator.Generate(new SynthRandom(11), Anatomy.Head), Modality.MriT1, 48, new SynthRandom(12));
+        var a = PhantomRenderer.Render(PhantomGenerator.Generate(new DeterministicRandom(11), Anatomy.Head), Modality.MriT1, 48, new DeterministicRandom(12));
+        var b = PhantomRenderer.Render(PhantomGenerator.Generate(new DeterministicRandom(11), Anatomy.Head), Modality.MriT1, 48, new DeterministicRandom(12));
         Assert.Equal(a.Pixels, b.Pixels);
     }
 }

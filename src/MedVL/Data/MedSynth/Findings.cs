@@ -1,3 +1,4 @@
+using MedVL.Tensors;
 using System.Globalization;
 using System.Text;
 
@@ -28,7 +29,7 @@ public static class Findings
     private static readonly string[] Numbers = { "no", "one", "two", "three", "four" };
 
     /// <summary>Every question this image answers exactly, open and closed.</summary>
-    public static List<QaPair> Questions(Phantom p, Modality m, SynthRandom rng)
+    public static List<QaPair> Questions(Phantom p, Modality m, DeterministicRandom rng)
     {
         var q = new List<QaPair>();
         bool abnormal = p.HasLesion;

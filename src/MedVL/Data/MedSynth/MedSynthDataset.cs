@@ -1,3 +1,4 @@
+using MedVL.Tensors;
 using System.Text.Json;
 
 namespace MedVL.Data.MedSynth;
@@ -43,7 +44,7 @@ public sealed record MedSynthSample(
 /// </summary>
 public static class MedSynthDataset
 {
-    public static Anatomy AnatomyFor(Modality m, SynthRandom rng) => m switch
+    public static Anatomy AnatomyFor(Modality m, DeterministicRandom rng) => m switch
     {
         Modality.CT => rng.Pick(new[] { Anatomy.Head, Anatomy.Chest, Anatomy.Abdomen }),
         Modality.MriT1 or Modality.MriT2 => rng.Pick(new[] { Anatomy.Head, Anatomy.Abdomen }),
@@ -59,7 +60,7 @@ public static class MedSynthDataset
 
     public static MedSynthSample Generate(MedSynthOptions o, long index)
     {
-        var rng = SynthRandom.ForItem(o.Seed, index);
+        var rng = DeterministicRandom.ForItem(o.Seed, index);
         var modality = o.Modalities[rng.Next(0, o.Modalities.Count)];
         var phantom = PhantomGenerator.Generate(rng, AnatomyFor(modality, rng), o.LesionProbability);
         var image = PhantomRenderer.Render(phantom, modality, o.ImageSize, rng);
@@ -73,7 +74,7 @@ public static class MedSynthDataset
         var lowRes = o.SuperResolutionFactor > 0 && modality != Modality.Pathology ? image.Downsample(o.SuperResolutionFactor) : null;
         var questions = Findings.Questions(phantom, modality, rng);
         // the split is a property of the index alone, so growing the count never moves a sample between splits
-        bool isTest = SynthRandom.ForItem(o.Seed ^ 0x7E57UL, index).NextDouble() < o.TestFraction;
+        bool isTest = DeterministicRandom.ForItem(o.Seed ^ 0x7E57UL, index).NextDouble() < o.TestFraction;
         return new MedSynthSample(index, isTest, phantom, modality, image, questions, Findings.Report(phantom, modality), pairedModality, paired, lowRes);
     }
 
@@ -87,7 +88,7 @@ public static class MedSynthDataset
         }
     }
 
-    private static string ConversionInstruction(Modality from, Modality to, SynthRandom rng)
+    private static string ConversionInstruction(Modality from, Modality to, DeterministicRandom rng)
     {
         string f = from == Modality.CT ? "CT" : "MRI", t = to == Modality.CT ? "CT" : "MRI";
         return rng.Pick(new[]
@@ -148,7 +149,7 @@ public static class MedSynthDataset
                         });
                     }
                     var gen = files[s.IsTest ? "gen_test.json" : "gen_train.json"];
-                    var rng = SynthRandom.ForItem(o.Seed ^ 0x6E6UL, s.Index);
+                    var rng = DeterministicRandom.ForItem(o.Seed ^ 0x6E6UL, s.Index);
                     if (s.PairedImage is not null)
                     {
                         string outImg = $"images/{s.Id}-{Findings.ModalityAnswer(s.PairedModality!.Value)}.png";

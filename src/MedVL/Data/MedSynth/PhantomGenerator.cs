@@ -1,10 +1,11 @@
+using MedVL.Tensors;
 namespace MedVL.Data.MedSynth;
 
 /// <summary>Seeded anatomy phantoms with 0–3 lesions whose kind, side, region, shape and size are known exactly.</summary>
 public static class PhantomGenerator
 {
     /// <summary>Build a phantom. <paramref name="lesionProbability"/> is the chance of at least one lesion.</summary>
-    public static Phantom Generate(SynthRandom rng, Anatomy anatomy, double lesionProbability = 0.5, int maxLesions = 3)
+    public static Phantom Generate(DeterministicRandom rng, Anatomy anatomy, double lesionProbability = 0.5, int maxLesions = 3)
     {
         var s = new List<Structure>();
         var organs = new List<(Structure Organ, string Side, string Region)>(); // where lesions may grow
@@ -99,7 +100,7 @@ public static class PhantomGenerator
         return new Phantom(anatomy, fov, s, lesions);
     }
 
-    private static Lesion MakeLesion(SynthRandom rng, Anatomy anatomy, Structure site, string side, string region, double fov)
+    private static Lesion MakeLesion(DeterministicRandom rng, Anatomy anatomy, Structure site, string side, string region, double fov)
     {
         var shape = (LesionShape)rng.Next(0, 3);
         string kind;

@@ -1,3 +1,4 @@
+using MedVL.Tensors;
 namespace MedVL.Data.MedSynth;
 
 /// <summary>A rendered image: Height×Width×Channels interleaved, display values in [0, 1]; CT also keeps Hounsfield units.</summary>
@@ -50,7 +51,7 @@ public sealed class SynthImage
 /// <summary>Renders a phantom in one modality: painter's algorithm over the structures with one-pixel soft edges, then noise.</summary>
 public static class PhantomRenderer
 {
-    public static SynthImage Render(Phantom p, Modality m, int size, SynthRandom rng)
+    public static SynthImage Render(Phantom p, Modality m, int size, DeterministicRandom rng)
     {
         if (size < 8) throw new ArgumentOutOfRangeException(nameof(size), "image size must be at least 8");
         if (m == Modality.Pathology) return RenderPathology(p, size, rng);
@@ -125,7 +126,7 @@ public static class PhantomRenderer
     }
 
     /// <summary>H&amp;E-like tissue: pink stroma with purple nuclei; tumour regions have dense, large, dark nuclei.</summary>
-    private static SynthImage RenderPathology(Phantom p, int size, SynthRandom rng)
+    private static SynthImage RenderPathology(Phantom p, int size, DeterministicRandom rng)
     {
         var rgb = new float[size * size * 3];
         for (int i = 0; i < size * size; i++)

@@ -1,21 +1,21 @@
-namespace MedVL.Data.MedSynth;
+namespace MedVL.Tensors;
 
 /// <summary>
-/// xoshiro256** seeded through SplitMix64: MedSynth's only source of randomness, so a seed names the same data set on
+/// xoshiro256** seeded through SplitMix64: the random source of MedSynth, sampling and dropout, so a seed names the same result on
 /// every machine and .NET version (System.Random's algorithm is an implementation detail).
 /// </summary>
-public sealed class SynthRandom
+public sealed class DeterministicRandom
 {
     private ulong _s0, _s1, _s2, _s3;
 
-    public SynthRandom(ulong seed)
+    public DeterministicRandom(ulong seed)
     {
         ulong x = seed;
         _s0 = SplitMix(ref x); _s1 = SplitMix(ref x); _s2 = SplitMix(ref x); _s3 = SplitMix(ref x);
     }
 
     /// <summary>An independent stream for item <paramref name="index"/> of a data set with this seed.</summary>
-    public static SynthRandom ForItem(ulong seed, long index) => new(seed * 0x9E3779B97F4A7C15UL ^ (ulong)index * 0xD1B54A32D192ED03UL ^ 0x5851F42D4C957F2DUL);
+    public static DeterministicRandom ForItem(ulong seed, long index) => new(seed * 0x9E3779B97F4A7C15UL ^ (ulong)index * 0xD1B54A32D192ED03UL ^ 0x5851F42D4C957F2DUL);
 
     private static ulong SplitMix(ref ulong x)
     {
