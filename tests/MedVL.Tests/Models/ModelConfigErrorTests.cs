@@ -155,3 +155,19 @@ public class WeightCheckerCrossTests
         Assert.All(listing.Values, e => Assert.Equal("BF16", e.DType));
     }
 }
+
+public class RealPhi4ConfigTests
+{
+    [Fact]
+    public void RealPhi4_MatchesHealthGptNotes()
+    {
+        // healthgpt.md section 3.1: hidden 5120, 40 layers, 40 heads, 10 KV heads, intermediate 17920, vocab 100352, theta 250000.
+        var d = ModelConfigLoader.Load(TestPaths.Fixture("models", "configs", "phi-4.config.json")).RequireDecoder();
+        Assert.Equal(DecoderFamily.Phi3, d.Family);
+        Assert.Equal((5120, 40, 40, 10, 4, 128, 17920, 100352), (d.HiddenSize!.Value, d.NumHiddenLayers!.Value, d.NumAttentionHeads!.Value, d.NumKeyValueHeads, d.NRep, d.HeadDim, d.IntermediateSize!.Value, d.VocabSize!.Value));
+        Assert.Equal(250000, d.RopeTheta);
+        Assert.Null(d.SlidingWindow);
+        // Fused qkv with GQA: (40 + 2*10) * 128 = 7680 rows.
+        Assert.Equal([7680L, 5120L], WeightTable.Decoder(d).Single(s => s.Name == "model.layers.0.self_attn.qkv_proj.weight").Shape!);
+    }
+}
