@@ -7,6 +7,7 @@ internal static class CliCommands
 {
     public static IEnumerable<Command> All()
     {
+        yield return Bench.BenchCommand.Create();
         yield return EvalCommands.Build();
         yield return SynthCommands.Build();
     }
