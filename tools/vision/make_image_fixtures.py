@@ -285,6 +285,8 @@ for args, n in ((["-restart", "2", "-sample", "2x2"], "jpeg_420_restart2.jpg"),
     subprocess.run(["cjpeg"] + args + ["-outfile", os.path.join(FILES, n), ppm], check=True)
     jpegs.append(n)
 shutil.copy(os.path.join(skd, "truncated.jpg"), os.path.join(FILES, "skimage_truncated.jpg"))
+shutil.copy(os.path.join(skd, "rocket.jpg"), os.path.join(FILES, "skimage_rocket.jpg")); jpegs.append("skimage_rocket.jpg")
+origins.append("skimage_rocket.jpg: python3-skimage 0.19.3-8, skimage/data/rocket.jpg (a real camera JPEG)")
 origins.append("skimage_truncated.jpg: python3-skimage 0.19.3-8, skimage/data/truncated.jpg")
 origins.append("jpeg_source.png: crop [40:161, 60:253] of python3-skimage 0.19.3-8 skimage/data/chelsea.png")
 for n in jpegs:

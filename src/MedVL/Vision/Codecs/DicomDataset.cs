@@ -196,10 +196,11 @@ public sealed class DicomDataset
             var ms = new MemoryStream();
             var buf = new byte[81920];
             int n;
+            long limit = Math.Min(options.MaxFileBytes, 1032L * (data.Length - pos) + 65536); // deflate's max ratio
             while ((n = inflater.Read(buf)) > 0)
             {
                 ms.Write(buf, 0, n);
-                if (ms.Length > options.MaxFileBytes) throw new InvalidImageException(Source, $"DICOM: deflated dataset inflates beyond {options.MaxFileBytes} bytes");
+                if (ms.Length > limit) throw new InvalidImageException(Source, $"DICOM: deflated dataset inflates beyond {limit} bytes");
             }
             data = ms.ToArray();
             pos = 0;

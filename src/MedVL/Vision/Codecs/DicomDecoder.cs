@@ -241,6 +241,9 @@ public static class DicomDecoder
         if (nseg != expected || nseg > 15)
             throw new InvalidImageException(src, $"DICOM RLE: header declares {nseg} segments, expected {expected} (SamplesPerPixel {spp} x {bytesPerSample} bytes)");
         int pixels = rows * cols;
+        // PackBits expands at most 128 bytes per 2 input bytes: a frame this short cannot hold the image.
+        if ((long)pixels * nseg > 64L * frame.Length + 128)
+            throw new InvalidImageException(src, $"DICOM RLE: {frame.Length}-byte frame is too short for {cols}x{rows}x{spp} samples");
         var outv = new uint[pixels * spp];
         var seg = new byte[pixels];
         for (int s = 0; s < nseg; s++)

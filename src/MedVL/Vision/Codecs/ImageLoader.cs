@@ -20,13 +20,22 @@ public static class ImageLoader
     public static DecodedImage Load(byte[] data, string source, ImageLoadOptions? options = null)
     {
         options ??= new ImageLoadOptions();
-        return Sniff(data, source) switch
+        var format = Sniff(data, source);
+        try
         {
-            ImageFormat.Png => PngDecoder.Decode(data, source, options),
-            ImageFormat.Jpeg => JpegDecoder.Decode(data, source, options),
-            ImageFormat.Dicom => DicomDecoder.Decode(data, source, options),
-            _ => NiftiDecoder.Decode(data, source, options),
-        };
+            return format switch
+            {
+                ImageFormat.Png => PngDecoder.Decode(data, source, options),
+                ImageFormat.Jpeg => JpegDecoder.Decode(data, source, options),
+                ImageFormat.Dicom => DicomDecoder.Decode(data, source, options),
+                _ => NiftiDecoder.Decode(data, source, options),
+            };
+        }
+        catch (Exception e) when (e is IndexOutOfRangeException or ArgumentException or OverflowException or InvalidCastException)
+        {
+            // Last line of defence: a decoder bug on malformed input must still surface as a clean, named error.
+            throw new InvalidImageException(source, $"{format}: malformed file ({e.GetType().Name}: {e.Message})", e);
+        }
     }
 
     /// <summary>Identifies the format from magic bytes (and, for gzip, the .nii.gz extension).</summary>

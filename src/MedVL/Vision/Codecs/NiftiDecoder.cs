@@ -166,26 +166,52 @@ public static class NiftiDecoder
         _ => be ? BinaryPrimitives.ReadDoubleBigEndian(s) : BinaryPrimitives.ReadDoubleLittleEndian(s),
     };
 
-    /// <summary>Inflates a .nii.gz, refusing to produce more than <see cref="ImageLoadOptions.MaxFileBytes"/>.</summary>
+    /// <summary>
+    /// Inflates a .nii.gz: first the header, then only the bytes the header says the image needs
+    /// (vox_offset + all voxels), never more than <see cref="ImageLoadOptions.MaxFileBytes"/> - a gzip bomb cannot
+    /// make us allocate beyond what a well-formed header of that size implies.
+    /// </summary>
     private static byte[] Gunzip(byte[] gz, string source, ImageLoadOptions options)
     {
         try
         {
             using var z = new GZipStream(new MemoryStream(gz), CompressionMode.Decompress);
-            var ms = new MemoryStream();
-            var buf = new byte[81920];
-            int n;
-            while ((n = z.Read(buf)) > 0)
+            var head = new byte[HeaderSize];
+            int got = ReadFully(z, head, 0, HeaderSize);
+            var h = ReadHeader(head.AsSpan(0, got), source);
+            var (bytes, _) = TypeInfo(h.Datatype, source);
+            long voxels = 1;
+            for (int d = 0; d < h.Rank; d++)
             {
-                ms.Write(buf, 0, n);
-                if (ms.Length > options.MaxFileBytes)
-                    throw new InvalidImageException(source, $"NIfTI: gzip stream inflates beyond {options.MaxFileBytes} bytes");
+                voxels *= h.Size(d);
+                if (voxels > options.MaxFileBytes) break;
             }
-            return ms.ToArray();
+            if (!float.IsFinite(h.VoxOffset) || h.VoxOffset < HeaderSize) throw new InvalidImageException(source, $"NIfTI: vox_offset {h.VoxOffset} is below 348");
+            long needed = (long)h.VoxOffset + voxels * bytes;
+            if (needed > options.MaxFileBytes || needed > int.MaxValue)
+                throw new InvalidImageException(source, $"NIfTI: header promises {needed} bytes, above the {Math.Min(options.MaxFileBytes, int.MaxValue)}-byte limit");
+            var all = new byte[needed];
+            head.AsSpan(0, got).CopyTo(all);
+            int total = got + ReadFully(z, all, got, (int)needed - got);
+            if (total < needed)
+                throw new InvalidImageException(source, $"NIfTI: gzip stream holds {total} bytes but the header needs {needed} (vox_offset {h.VoxOffset} + {voxels} voxels x {bytes} bytes)");
+            return all;
         }
         catch (InvalidDataException e)
         {
             throw new InvalidImageException(source, $"NIfTI: corrupt gzip stream ({e.Message})", e);
         }
+    }
+
+    private static int ReadFully(Stream s, byte[] buf, int offset, int count)
+    {
+        int got = 0;
+        while (got < count)
+        {
+            int n = s.Read(buf, offset + got, count - got);
+            if (n == 0) break;
+            got += n;
+        }
+        return got;
     }
 }

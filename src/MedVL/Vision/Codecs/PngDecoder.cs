@@ -138,6 +138,9 @@ public static class PngDecoder
             if (pw > 0 && ph > 0) total += ph * (1 + (pw * bitsPerPixel + 7) / 8);
         }
         if (total > int.MaxValue) throw new InvalidImageException(source, $"PNG: {width}x{height} image is too large to decode ({total} filtered bytes)");
+        // Deflate cannot expand more than ~1032:1 (RFC 1951 max match 258 per ~2 bits); refuse before allocating.
+        if (total > idat.Length * 1032L + 1024)
+            throw new InvalidImageException(source, $"PNG: IDAT holds {idat.Length} compressed bytes, too few for a {width}x{height} image ({total} bytes)");
 
         var raw = new byte[total];
         idat.Position = 0;
