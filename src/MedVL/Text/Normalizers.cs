@@ -31,10 +31,10 @@ internal abstract class Normalizer
             case "Replace":
                 return new ReplaceNormalizer(PatternParser.Parse(f, f.Required(e, path, "pattern"), $"{path}.pattern"),
                     f.RequiredString(e, path, "content", 1024));
-            case "NFC": return new UnicodeNormalizer(NormalizationForm.FormC);
-            case "NFD": return new UnicodeNormalizer(NormalizationForm.FormD);
-            case "NFKC": return new UnicodeNormalizer(NormalizationForm.FormKC);
-            case "NFKD": return new UnicodeNormalizer(NormalizationForm.FormKD);
+            case "NFC": return new UnicodeNormalizer(UnicodeNormalForm.NFC);
+            case "NFD": return new UnicodeNormalizer(UnicodeNormalForm.NFD);
+            case "NFKC": return new UnicodeNormalizer(UnicodeNormalForm.NFKC);
+            case "NFKD": return new UnicodeNormalizer(UnicodeNormalForm.NFKD);
             case "Lowercase": return new LowercaseNormalizer();
             case "Strip":
                 return new StripNormalizer(f.OptionalBool(e, path, "strip_left", true), f.OptionalBool(e, path, "strip_right", true));
@@ -64,9 +64,10 @@ internal sealed class ReplaceNormalizer(RegexPattern pattern, string content) : 
     public override string Normalize(string text) => pattern.Replace(text, content);
 }
 
-internal sealed class UnicodeNormalizer(NormalizationForm form) : Normalizer
+/// <summary>normalizers/unicode.rs. Uses our own tables: string.Normalize is a no-op under InvariantGlobalization.</summary>
+internal sealed class UnicodeNormalizer(UnicodeNormalForm form) : Normalizer
 {
-    public override string Normalize(string text) => text.IsNormalized(form) ? text : text.Normalize(form);
+    public override string Normalize(string text) => UnicodeNormalization.Normalize(text, form);
 }
 
 internal sealed class LowercaseNormalizer : Normalizer
