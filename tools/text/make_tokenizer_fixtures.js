@@ -147,4 +147,33 @@ function applyPatch(json, patch) {
     console.log(v.name, cases.length);
   }
   fs.writeFileSync(path.join(outDir, 'expected.manifest.json'), JSON.stringify(manifest, null, 1));
+
+  // LLaVA tokenizer_image_token (llava/mm_utils.py), ported line by line, over HF ids of each chunk.
+  const prompts = [
+    '<|system|>\nYou are a helpful AI assistant.<|end|>\n<|user|>\n<image>\nWhat modality is this image?<|end|>\n<|assistant|>\n',
+    'A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user\'s questions. USER: <image>\nIs there a 3.2 cm hypodense lesion in segment IVb? ASSISTANT:',
+    '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\n<image>\n这张CT显示了什么？<|im_end|>\n<|im_start|>assistant\n',
+    '<image>', '<image>\n', 'no image at all', '<image><image>two', 'a <image> b <image> c', '', 'ends with <image>',
+  ];
+  const llava = {};
+  for (const name of ['llama2', 'qwen3']) {
+    const tok = Tokenizer.fromFile(`/tmp/medvl-tok-${name}.json`);
+    const bos = name === 'llama2' ? 1 : null; // tokenizer_config.json bos_token: "<s>" (id 1) / null
+    const cases = [];
+    for (const prompt of prompts) {
+      const chunks = [];
+      for (const c of prompt.split('<image>')) chunks.push(Array.from((await tok.encode(c, null, { addSpecialTokens: true })).getIds()));
+      const ids = [];
+      let offset = 0;
+      if (chunks.length > 0 && chunks[0].length > 0 && chunks[0][0] === bos) { offset = 1; ids.push(chunks[0][0]); }
+      const sep = Array(offset + 1).fill(-200);
+      const inter = [];
+      chunks.forEach((c, i) => { inter.push(c); inter.push(sep); });
+      inter.pop();
+      for (const x of inter) ids.push(...x.slice(offset));
+      cases.push({ prompt, ids });
+    }
+    llava[name] = cases;
+  }
+  fs.writeFileSync(path.join(outDir, 'expected.llava_image_tokens.json'), JSON.stringify(llava));
 })();

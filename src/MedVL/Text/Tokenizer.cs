@@ -64,15 +64,28 @@ public sealed class Tokenizer
         VocabSize = model.VocabSize + extra;
 
         int? Lookup(string? token) => token != null ? TokenToId(token) : null;
-        UnkTokenId = Lookup(names?.Unk ?? model.UnkToken);
-        BosTokenId = names?.Bos != null ? Lookup(names.Bos) : postProcessor?.LeadingSpecialId ?? FirstKnown("<s>", "<|begin_of_text|>", "<|startoftext|>", "<bos>");
-        EosTokenId = names?.Eos != null ? Lookup(names.Eos) : postProcessor?.TrailingSpecialId ?? FirstKnown("</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>");
-        PadTokenId = names?.Pad != null ? Lookup(names.Pad) : FirstKnown("<pad>", "<|pad|>", "[PAD]");
+        if (names != null)
+        {
+            // tokenizer_config.json is authoritative: a null entry means the model has no such token (Qwen: no BOS).
+            UnkTokenId = Lookup(names.Unk);
+            BosTokenId = Lookup(names.Bos);
+            EosTokenId = Lookup(names.Eos);
+            PadTokenId = Lookup(names.Pad);
+        }
+        else
+        {
+            // Without the config: BOS/EOS from the post-processor template, else well-known *special* added tokens.
+            UnkTokenId = Lookup(model.UnkToken);
+            BosTokenId = postProcessor?.LeadingSpecialId ?? FirstSpecial("<s>", "<|begin_of_text|>", "<|startoftext|>", "<bos>");
+            EosTokenId = postProcessor?.TrailingSpecialId ?? FirstSpecial("</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>");
+            PadTokenId = FirstSpecial("<pad>", "<|pad|>", "[PAD]");
+        }
     }
 
-    private int? FirstKnown(params string[] candidates)
+    private int? FirstSpecial(params string[] candidates)
     {
-        foreach (var c in candidates) if (TokenToId(c) is { } id) return id;
+        foreach (var c in candidates)
+            if (_addedByContent.TryGetValue(c, out int id) && _addedById[id].Special) return id;
         return null;
     }
 
