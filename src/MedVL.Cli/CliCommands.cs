@@ -10,5 +10,6 @@ internal static class CliCommands
         yield return Bench.BenchCommand.Create();
         yield return EvalCommands.Build();
         yield return SynthCommands.Build();
+        yield return ImageCommands.Build();
     }
 }

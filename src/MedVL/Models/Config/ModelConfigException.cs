@@ -2,7 +2,7 @@ namespace MedVL.Models.Config;
 
 /// <summary>A config.json (or weight listing) that does not describe a model MedVL can build. The message names the
 /// file, the JSON field and what was expected.</summary>
-public sealed class ModelConfigException : Exception
+public sealed class ModelConfigException : IOException
 {
     public string File { get; }
     public string? Field { get; }

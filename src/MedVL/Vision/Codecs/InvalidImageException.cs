@@ -4,7 +4,7 @@ namespace MedVL.Vision.Codecs;
 /// Thrown for any malformed, truncated or unsupported image file. The message always names the
 /// source (file path or "&lt;stream&gt;"), the format and what was wrong, so a user can fix the input.
 /// </summary>
-public sealed class InvalidImageException : Exception
+public sealed class InvalidImageException : IOException
 {
     /// <summary>The file path (or "&lt;stream&gt;") the bad data came from.</summary>
     public string ImageSource { get; }
