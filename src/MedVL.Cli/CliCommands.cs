@@ -11,5 +11,6 @@ internal static class CliCommands
         yield return EvalCommands.Build();
         yield return SynthCommands.Build();
         yield return ImageCommands.Build();
+        yield return TokenizeCommands.Build();
     }
 }
