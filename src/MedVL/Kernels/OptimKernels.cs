@@ -85,7 +85,7 @@ public static class OptimKernels
                 var gv = Vector512.LoadUnsafe(ref g, (nuint)i);
                 if (l2) gv = Vector512.FusedMultiplyAdd(pv, wd, gv);
                 var mv = Vector512.FusedMultiplyAdd(gv, omb1, Vector512.LoadUnsafe(ref m, (nuint)i) * b1);
-                var vv = Vector512.LoadUnsafe(ref v, (nuint)i) * b2 + omb2 * gv * gv;
+                var vv = Vector512.FusedMultiplyAdd(omb2 * gv, gv, Vector512.LoadUnsafe(ref v, (nuint)i) * b2);
                 mv.StoreUnsafe(ref m, (nuint)i);
                 vv.StoreUnsafe(ref v, (nuint)i);
                 if (ams)
@@ -110,7 +110,7 @@ public static class OptimKernels
                 var gv = Vector256.LoadUnsafe(ref g, (nuint)i);
                 if (l2) gv = Vector256.FusedMultiplyAdd(pv, wd, gv);
                 var mv = Vector256.FusedMultiplyAdd(gv, omb1, Vector256.LoadUnsafe(ref m, (nuint)i) * b1);
-                var vv = Vector256.LoadUnsafe(ref v, (nuint)i) * b2 + omb2 * gv * gv;
+                var vv = Vector256.FusedMultiplyAdd(omb2 * gv, gv, Vector256.LoadUnsafe(ref v, (nuint)i) * b2);
                 mv.StoreUnsafe(ref m, (nuint)i);
                 vv.StoreUnsafe(ref v, (nuint)i);
                 if (ams)
@@ -128,7 +128,7 @@ public static class OptimKernels
             float gv = Unsafe.Add(ref g, i);
             if (l2) gv = MathF.FusedMultiplyAdd(pv, c.L2, gv);
             float mv = MathF.FusedMultiplyAdd(gv, c.OneMinusBeta1, Unsafe.Add(ref m, i) * c.Beta1);
-            float vv = Unsafe.Add(ref v, i) * c.Beta2 + c.OneMinusBeta2 * gv * gv;
+            float vv = MathF.FusedMultiplyAdd(c.OneMinusBeta2 * gv, gv, Unsafe.Add(ref v, i) * c.Beta2);
             Unsafe.Add(ref m, i) = mv;
             Unsafe.Add(ref v, i) = vv;
             if (ams)

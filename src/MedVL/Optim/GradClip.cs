@@ -37,15 +37,24 @@ public static class GradClip
         if (errorIfNonfinite && !float.IsFinite(total))
             throw new NonFiniteGradientNormException(
                 $"The total norm of order {normType} for gradients of {grads.Count} parameters is non-finite ({total}), so it cannot be clipped; pass errorIfNonfinite: false to scale the gradients by it anyway");
-        // torch: max_norm / (total + 1e-6) is Tensor.__rtruediv__ = reciprocal(total + 1e-6) * max_norm, in float32.
-        float coef = 1f / (total + 1e-6f) * (float)maxNorm;
+        ScaleGradients(grads, total, maxNorm);
+        return total;
+    }
+
+    /// <summary>
+    /// The scaling half of clip_grad_norm_: multiply every gradient by min(1, maxNorm / (totalNorm + 1e-6)), computed in
+    /// float32 as torch does (Tensor.__rtruediv__ is reciprocal(total + 1e-6) * max_norm). Useful when the total norm
+    /// comes from elsewhere (e.g. already all-reduced across model-parallel shards).
+    /// </summary>
+    public static void ScaleGradients(IReadOnlyList<Tensor> grads, float totalNorm, double maxNorm)
+    {
+        float coef = 1f / (totalNorm + 1e-6f) * (float)maxNorm;
         if (coef > 1f) coef = 1f; // torch.clamp(max=1.0): NaN stays NaN
         foreach (var g in grads)
         {
             var s = g.Span<float>();
             TensorPrimitives.Multiply(s, coef, s);
         }
-        return total;
     }
 
     /// <summary>The joint p-norm of the gradients without changing them (float32, as clip_grad_norm_ reports it).</summary>
