@@ -47,9 +47,9 @@ public readonly struct AdamCoefficients
 
 /// <summary>
 /// Optimizer update kernels (llm.c style: spans and scalars in, no tensors). Each element follows PyTorch's op
-/// sequence in the same order and with the same fused multiply-adds as ATen's vectorised CPU kernels
-/// (add with alpha = fmadd; addcmul/addcdiv = separate multiply, divide and add), so results agree with torch to
-/// within an ulp or so. The scalar twin is <see cref="Scalar.OptimKernelsScalar"/>.
+/// sequence in the same order and with the same fused multiply-adds as ATen's vectorised CPU kernels: add with alpha
+/// = fma(other, alpha, self); addcmul = fma(value*t1, t2, self); addcdiv = self + (value*t1)/t2 unfused. Given the
+/// same inputs the results are bit-identical to torch 1.13 (TorchParityTests). Scalar twin: <see cref="Scalar.OptimKernelsScalar"/>.
 /// </summary>
 public static class OptimKernels
 {

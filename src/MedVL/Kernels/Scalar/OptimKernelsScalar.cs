@@ -29,7 +29,7 @@ public static class OptimKernelsScalar
             T g = grad[i];
             if (l2 != T.Zero) g = T.FusedMultiplyAdd(p, l2, g);
             T m = T.FusedMultiplyAdd(g, omb1, expAvg[i] * b1);
-            T v = expAvgSq[i] * b2 + omb2 * g * g;
+            T v = T.FusedMultiplyAdd(omb2 * g, g, expAvgSq[i] * b2); // addcmul_, contracted as ATen's build does
             expAvg[i] = m;
             expAvgSq[i] = v;
             if (ams)
