@@ -90,12 +90,8 @@ public sealed class AdamW : Optimizer
         {
             fixed (float* pp = values, pg = grad, pm = m, pv = v, pvm = vmax)
             {
-                nint ip = (nint)pp, ig = (nint)pg, im = (nint)pm, iv = (nint)pv, ivm = (nint)pvm;
-                bool hasMax = vmax.Length != 0;
-                OptimParallel.For(values.Length, (s, n) => OptimKernels.AdamStep(
-                    new Span<float>((float*)ip + s, n), new ReadOnlySpan<float>((float*)ig + s, n),
-                    new Span<float>((float*)im + s, n), new Span<float>((float*)iv + s, n),
-                    hasMax ? new Span<float>((float*)ivm + s, n) : default, c));
+                var job = new OptimParallel.AdamJob { P = pp, G = pg, M = pm, V = pv, VMax = vmax.Length != 0 ? pvm : null, N = values.Length, C = c };
+                ParallelRuntime.For(OptimParallel.Chunks(values.Length), ref job);
             }
         }
     }

@@ -72,11 +72,12 @@ public sealed class Sgd : Optimizer
         {
             fixed (float* pp = values, pg = grad, pb = buf)
             {
-                nint ip = (nint)pp, ig = (nint)pg, ib = (nint)pb;
-                bool hasBuf = buf.Length != 0;
-                OptimParallel.For(values.Length, (s, n) => OptimKernels.SgdStep(
-                    new Span<float>((float*)ip + s, n), new ReadOnlySpan<float>((float*)ig + s, n),
-                    hasBuf ? new Span<float>((float*)ib + s, n) : default, first, fwd, fmom, fdamp, nesterov, fneg));
+                var job = new OptimParallel.SgdJob
+                {
+                    P = pp, G = pg, Buf = buf.Length != 0 ? pb : null, N = values.Length, First = first, Nesterov = nesterov,
+                    WeightDecay = fwd, Momentum = fmom, OneMinusDampening = fdamp, NegLr = fneg,
+                };
+                ParallelRuntime.For(OptimParallel.Chunks(values.Length), ref job);
             }
         }
     }

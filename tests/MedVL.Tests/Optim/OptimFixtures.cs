@@ -1,12 +1,9 @@
-using System.Buffers.Binary;
-using System.Text;
-using System.Text.RegularExpressions;
+using MedVL.Formats;
 
 namespace MedVL.Tests.Optim;
 
 /// <summary>
-/// Loads the .npy fixtures written by tools/reference/optim.py. A minimal reader (little-endian f4/f8/i8, C order)
-/// kept local to these tests until MedVL.Formats.Npy is merged; then this can call Npy.Read instead.
+/// Loads the .npy fixtures written by tools/reference/optim.py (through MedVL.Formats.Npy) as float64.
 /// </summary>
 internal static class OptimFixtures
 {
@@ -26,31 +23,8 @@ internal static class OptimFixtures
 
     public static Array Load(string path)
     {
-        var bytes = File.ReadAllBytes(path);
-        if (bytes.Length < 10 || bytes[0] != 0x93 || Encoding.ASCII.GetString(bytes, 1, 5) != "NUMPY")
-            throw new InvalidDataException($"{path}: not an .npy file");
-        int major = bytes[6];
-        int headerLen = major == 1 ? BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(8)) : (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8));
-        int dataStart = (major == 1 ? 10 : 12) + headerLen;
-        string header = Encoding.ASCII.GetString(bytes, major == 1 ? 10 : 12, headerLen);
-        string descr = Regex.Match(header, @"'descr':\s*'([^']+)'").Groups[1].Value;
-        if (Regex.IsMatch(header, @"'fortran_order':\s*True")) throw new InvalidDataException($"{path}: Fortran order");
-        var shapeText = Regex.Match(header, @"'shape':\s*\(([^)]*)\)").Groups[1].Value;
-        int[] shape = shapeText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
-        long n = shape.Aggregate(1L, (a, b) => a * b);
-        var data = new double[n];
-        var span = bytes.AsSpan(dataStart);
-        for (int i = 0; i < n; i++)
-        {
-            data[i] = descr switch
-            {
-                "<f4" => BinaryPrimitives.ReadSingleLittleEndian(span[(4 * i)..]),
-                "<f8" => BinaryPrimitives.ReadDoubleLittleEndian(span[(8 * i)..]),
-                "<i8" => BinaryPrimitives.ReadInt64LittleEndian(span[(8 * i)..]),
-                _ => throw new InvalidDataException($"{path}: unsupported dtype {descr}"),
-            };
-        }
-        return new Array(shape, data);
+        var npy = Npy.Read(path);
+        return new Array(npy.Shape, npy.ToFloat64());
     }
 
     public static Array Load(string caseName, string name) => Load(Path.Combine(Dir(caseName), name + ".npy"));
