@@ -120,6 +120,13 @@ public static unsafe class MatMul
     internal static void GemmCore(bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, void* b, DType bType, int ldb, float beta, float* c, int ldc, int maxThreads, GemmIsa isa)
     {
+        // Few rows against a transposed B (decode-time q·Kᵀ, x·Wᵀ): stream B once with the matrix-vector kernel
+        // instead of packing it. Only for plain C = op(A)·op(B) (alpha 1, beta 0), which is all it computes.
+        if (m > 0 && m <= GemvMaxRows && transB && !transA && alpha == 1f && beta == 0f && k > 0 && isa == GemmIsa.Avx512)
+        {
+            GemvKernels.Run(bType, a, lda, m, b, ldb, n, k, null, c, ldc, maxThreads);
+            return;
+        }
         var prob = new GemmProblem
         {
             M = m, N = n, K = k, Alpha = alpha, Beta = beta,
