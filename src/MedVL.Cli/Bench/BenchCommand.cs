@@ -20,17 +20,15 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "Print JSON lines {\"case\", \"value\", \"unit\", ...}." };
         var filter = new Option<string?>("--filter") { Description = "Only cases whose name contains this text." };
         var runs = new Option<int>("--runs") { Description = "Timed runs per case (median reported).", DefaultValueFactory = _ => 7 };
+        threads.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 0) r.AddError("--threads must be >= 0 (0 = all processors)"); });
+        runs.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--runs must be >= 1"); });
         var cmd = new Command("kernels", "GEMM, matrix-vector and memory-copy throughput (median of several timed runs after warm-up).")
         {
             threads, json, filter, runs,
         };
         cmd.SetAction((parse, ct) =>
         {
-            int t = parse.GetValue(threads);
-            if (t < 0) throw new ArgumentException("--threads must be >= 0");
-            int r = parse.GetValue(runs);
-            if (r < 1) throw new ArgumentException("--runs must be >= 1");
-            Run(t, parse.GetValue(json), parse.GetValue(filter), r, Console.Out, ct);
+            Run(parse.GetValue(threads), parse.GetValue(json), parse.GetValue(filter), parse.GetValue(runs), Console.Out, ct);
             return Task.FromResult(0);
         });
         return cmd;

@@ -36,7 +36,18 @@ public static unsafe class MatMul
     /// <inheritdoc cref="Gemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, int)"/>
     public static void Gemm(bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, int maxThreads = 0)
-        => GemmCore(transA, transB, m, n, k, alpha, a, lda, b, DType.F32, ldb, beta, c, ldc, maxThreads, GemmMicroKernels.BestIsa);
+    {
+        // Pointer form: sizes and leading dimensions are checked, buffer lengths are the caller's responsibility.
+        CheckGemm(transA, transB, m, n, k, long.MaxValue, lda, long.MaxValue, ldb, long.MaxValue, ldc);
+        CheckPointers(m, n, k, a, b, c);
+        GemmCore(transA, transB, m, n, k, alpha, a, lda, b, DType.F32, ldb, beta, c, ldc, maxThreads, GemmMicroKernels.BestIsa);
+    }
+
+    private static void CheckPointers(int m, int n, int k, void* a, void* b, void* c)
+    {
+        if (m > 0 && n > 0 && c == null) throw new ArgumentNullException("c");
+        if (m > 0 && n > 0 && k > 0 && (a == null || b == null)) throw new ArgumentNullException(a == null ? "a" : "b");
+    }
 
     /// <summary>
     /// <paramref name="batchCount"/> independent GEMMs; problem i reads A at a + i·strideA, B at b + i·strideB and
@@ -62,7 +73,13 @@ public static unsafe class MatMul
     public static void GemmStridedBatched(bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, long strideA, float* b, int ldb, long strideB, float beta,
         float* c, int ldc, long strideC, int batchCount, int maxThreads = 0)
-        => GemmStridedBatchedCore(transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batchCount, maxThreads, GemmMicroKernels.BestIsa);
+    {
+        if (batchCount < 0) throw new ArgumentOutOfRangeException(nameof(batchCount), batchCount, "batchCount must be >= 0");
+        if (strideA < 0 || strideB < 0 || strideC < 0) throw new ArgumentException("batch strides must be >= 0");
+        CheckGemm(transA, transB, m, n, k, long.MaxValue, lda, long.MaxValue, ldb, long.MaxValue, ldc);
+        CheckPointers(m, n, k, a, b, c);
+        GemmStridedBatchedCore(transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batchCount, maxThreads, GemmMicroKernels.BestIsa);
+    }
 
     internal static void GemmStridedBatchedCore(bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, long strideA, float* b, int ldb, long strideB, float beta,
@@ -103,6 +120,13 @@ public static unsafe class MatMul
     internal static void GemmCore(bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, void* b, DType bType, int ldb, float beta, float* c, int ldc, int maxThreads, GemmIsa isa)
     {
+        // Few rows against a transposed B (decode-time q·Kᵀ, x·Wᵀ): stream B once with the matrix-vector kernel
+        // instead of packing it. Only for plain C = op(A)·op(B) (alpha 1, beta 0), which is all it computes.
+        if (m > 0 && m <= GemvMaxRows && transB && !transA && alpha == 1f && beta == 0f && k > 0 && isa == GemmIsa.Avx512)
+        {
+            GemvKernels.Run(bType, a, lda, m, b, ldb, n, k, null, c, ldc, maxThreads);
+            return;
+        }
         var prob = new GemmProblem
         {
             M = m, N = n, K = k, Alpha = alpha, Beta = beta,
@@ -142,7 +166,12 @@ public static unsafe class MatMul
     /// M ≤ <see cref="GemvMaxRows"/> uses the weight-streaming matrix-vector kernel; larger M the packed GEMM.
     /// </summary>
     public static void Linear(float* x, int m, int k, void* weight, DType weightType, int n, float* bias, float* y, int maxThreads = 0)
-        => LinearCore(x, m, k, weight, weightType, n, bias, y, maxThreads, LinearPath.Auto, GemmMicroKernels.BestIsa);
+    {
+        CheckLinear(long.MaxValue, m, k, long.MaxValue, n, 0, long.MaxValue);
+        if (m > 0 && n > 0 && (y == null || (k > 0 && (x == null || weight == null))))
+            throw new ArgumentNullException(y == null ? "y" : x == null ? "x" : "weight");
+        LinearCore(x, m, k, weight, weightType, n, bias, y, maxThreads, LinearPath.Auto, GemmMicroKernels.BestIsa);
+    }
 
     internal enum LinearPath { Auto, Gemv, Gemm }
 
@@ -194,7 +223,7 @@ public static unsafe class MatMul
         if (cLen < needC) throw new ArgumentException($"C has {cLen} elements, needs {needC} (M={m}, N={n}, ldc={ldc})", "c");
     }
 
-    private static void CheckLinear(int xLen, int m, int k, int wLen, int n, int biasLen, int yLen)
+    private static void CheckLinear(long xLen, int m, int k, long wLen, int n, long biasLen, long yLen)
     {
         if (m < 0) throw new ArgumentOutOfRangeException(nameof(m), m, "M must be >= 0");
         if (n < 0) throw new ArgumentOutOfRangeException(nameof(n), n, "N (out_features) must be >= 0");

@@ -167,3 +167,24 @@ public unsafe class MatMulGemmTests
         AssertClose(want, c, 1e-4, "torch bmm");
     }
 }
+
+public unsafe class MatMulPointerApiTests
+{
+    [Fact]
+    public void PointerForms_ValidateSizesAndNulls()
+    {
+        var a = new float[4]; var c = new float[4];
+        fixed (float* pa = a) fixed (float* pc = c)
+        {
+            float* pa2 = pa, pc2 = pc;
+            Assert.Throws<ArgumentOutOfRangeException>(() => MatMul.Gemm(false, false, 2, 2, 2, 1f, pa2, 1, pa2, 2, 0f, pc2, 2));
+            Assert.Throws<ArgumentNullException>(() => MatMul.Gemm(false, false, 2, 2, 2, 1f, null, 2, pa2, 2, 0f, pc2, 2));
+            Assert.Throws<ArgumentOutOfRangeException>(() => MatMul.Linear(pa2, -1, 2, pa2, MedVL.Tensors.DType.F32, 2, null, pc2));
+            Assert.Throws<ArgumentNullException>(() => MatMul.Linear(pa2, 2, 2, null, MedVL.Tensors.DType.F32, 2, null, pc2));
+            // a valid pointer call: [2x2]·[2x2]
+            pa2[0] = 1; pa2[1] = 2; pa2[2] = 3; pa2[3] = 4;
+            MatMul.Gemm(false, false, 2, 2, 2, 1f, pa2, 2, pa2, 2, 0f, pc2, 2);
+            Assert.Equal(new float[] { 7, 10, 15, 22 }, c);
+        }
+    }
+}
