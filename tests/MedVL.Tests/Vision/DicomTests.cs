@@ -104,6 +104,35 @@ public class DicomTests
         Assert.Equal(((2048 - 2047.5) / 4095 + 0.5) * 255, VoiLut.Linear(2048, 2048, 4096, 0, 255), 12);
     }
 
+    [Theory]
+    [InlineData("MR_small.dcm")]
+    [InlineData("MR_small_RLE.dcm")]
+    public void WindowTo8BitMatchesPydicomVoiRescaledTo255(string file)
+    {
+        // pydicom's apply_voi_lut output spans [ymin, ymax]; the LINEAR function is affine in its output range,
+        // so mapping it to [0, 255] must give our 8-bit display values up to rounding (<= 1 level).
+        var entry = TestNpy.Manifest().GetProperty("dicom").EnumerateArray().First(e => e.GetProperty("file").GetString() == file);
+        double ymin = entry.GetProperty("ymin").GetDouble(), ymax = entry.GetProperty("ymax").GetDouble();
+        var img = ImageLoader.Load(TestNpy.FilePath(file));
+        var rgb = ImageConversion.ToRgb8(img);
+        var (_, windowed) = TestNpy.Load($"{file}.frame0.windowed");
+        for (int i = 0; i < windowed.Length; i++)
+        {
+            double expected = (windowed[i] - ymin) / (ymax - ymin) * 255;
+            Assert.True(Math.Abs(expected - rgb.Pixels[3 * i]) <= 1.0, $"pixel {i}: {rgb.Pixels[3 * i]} vs {expected}");
+            Assert.Equal(rgb.Pixels[3 * i], rgb.Pixels[3 * i + 2]);
+        }
+    }
+
+    [Fact]
+    public void LoadFromStreamMatchesFile()
+    {
+        using var fs = File.OpenRead(TestNpy.FilePath("CT_small.dcm"));
+        var a = ImageLoader.Load(fs, "CT_small.dcm");
+        var b = ImageLoader.Load(TestNpy.FilePath("CT_small.dcm"));
+        Assert.Equal(b.StoredValues, a.StoredValues);
+    }
+
     [Fact]
     public void Monochrome1IsInvertedForDisplay()
     {
