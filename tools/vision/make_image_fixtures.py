@@ -223,6 +223,35 @@ for f in dicom_files:
         entry["error"] = str(e)[:120]
     manifest["dicom"].append(entry)
 
+# PALETTE COLOR images written by pydicom, LUTs from pydicom's palettes/hotiron.dcm; reference = apply_color_lut.
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.pixel_data_handlers.util import apply_color_lut
+hot = pydicom.dcmread(os.path.join(os.path.dirname(pydicom.__file__), "data", "palettes", "hotiron.dcm"))
+for bits, first in ((8, 0), (16, 100)):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"; meta.MediaStorageSOPInstanceUID = "1.2.3.4.5.6.7." + str(bits)
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds = Dataset(); ds.file_meta = meta; ds.is_little_endian = True; ds.is_implicit_VR = False
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID; ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID; ds.Modality = "OT"
+    ds.Rows, ds.Columns = 21, 34
+    ds.SamplesPerPixel = 1; ds.PhotometricInterpretation = "PALETTE COLOR"
+    ds.BitsAllocated = bits; ds.BitsStored = bits; ds.HighBit = bits - 1; ds.PixelRepresentation = 0
+    idx = smooth(21, 34, 255 if bits == 8 else 460, 11 + bits)
+    ds.PixelData = idx.astype(np.uint8 if bits == 8 else "<u2").tobytes()
+    for c, (d, t) in enumerate(((0x00281101, 0x00281201), (0x00281102, 0x00281202), (0x00281103, 0x00281203))):
+        lut = np.frombuffer(hot[t].value, dtype=np.uint8).astype(np.uint16)
+        if bits == 16:
+            ds.add_new(d, "US", [256, first, 16]); ds.add_new(t, "OW", (lut * 257 - c).astype("<u2").tobytes())
+        else:
+            ds.add_new(d, "US", [256, 0, 8]); ds.add_new(t, "OW", lut.astype(np.uint8).tobytes())
+    name = f"synthetic_palette_{bits}bit.dcm"
+    ds.save_as(os.path.join(FILES, name), write_like_original=False)
+    rd = pydicom.dcmread(os.path.join(FILES, name))
+    save(name + ".frame0.stored", rd.pixel_array.astype(np.float64)[:, :, None])
+    save(name + ".palette_rgb", apply_color_lut(rd.pixel_array, rd).astype(np.float64))
+    manifest["dicom"].append({"file": name, "palette": True, "frames": 1, "photometric": "PALETTE COLOR"})
+origins.append("synthetic_palette_*.dcm: written by pydicom 2.3.1 with the LUTs of pydicom/data/palettes/hotiron.dcm")
+
 # ---------------------------------------------------------------- NIfTI (nibabel test data + nibabel-written volumes)
 nbd = os.path.join(os.path.dirname(nibabel.__file__), "tests", "data")
 nifti = []

@@ -25,7 +25,16 @@ public class DicomTests
             var (shape, stored) = TestNpy.Load($"{file}.frame{fi}.stored");
             Assert.Equal((shape[0], shape[1], shape[2]), (img.Height, img.Width, img.Channels));
             TestNpy.AssertClose(stored, img.StoredValues, 0, $"{file} frame {fi} stored");
-            if (img.Channels == 1)
+            if (entry.TryGetProperty("palette", out _))
+            {
+                Assert.Equal("PALETTE COLOR", img.Metadata.PhotometricInterpretation);
+                var (_, rgb) = TestNpy.Load($"{file}.palette_rgb");
+                TestNpy.AssertClose(rgb, ImageConversion.ApplyPalette(img), 0, $"{file} palette");
+                var rgb8 = ImageConversion.ToRgb8(img);
+                int shift = img.Metadata.Palette!.BitsPerEntry > 8 ? 8 : 0;
+                TestNpy.AssertClose(rgb.Select(v => (double)((int)v >> shift)).ToArray(), rgb8.Pixels.Select(b => (double)b).ToArray(), 0, $"{file} palette 8-bit");
+            }
+            else if (img.Channels == 1)
             {
                 var (_, rescaled) = TestNpy.Load($"{file}.frame{fi}.rescaled");
                 TestNpy.AssertClose(rescaled, img.RescaledValues, 1e-9, $"{file} rescaled");
