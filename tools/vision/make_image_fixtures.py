@@ -170,7 +170,7 @@ dicom_files = ["CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "MR_small_big
                "SC_rgb_rle.dcm", "SC_rgb_rle_16bit.dcm", "SC_rgb_rle_2frame.dcm", "SC_rgb_rle_32bit.dcm",
                "SC_rgb_dcmtk_+eb+cr.dcm", "liver_1frame.dcm", "SC_ybr_full_422_uncompressed.dcm", "ExplVR_BigEnd.dcm",
                "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_dcmtk_+eb+cy+np.dcm", "SC_rgb_small_odd_jpeg.dcm", "SC_jpeg_no_color_transform.dcm",
-               "MR_small_jpeg_ls_lossless.dcm", "JPEG2000.dcm", "MR_truncated.dcm", "nested_priv_SQ.dcm", "UN_sequence.dcm", "priv_SQ.dcm"]
+               "MR_small_jpeg_ls_lossless.dcm", "JPEG2000.dcm", "MR_truncated.dcm", "nested_priv_SQ.dcm", "UN_sequence.dcm", "priv_SQ.dcm", "ExplVR_BigEndNoMeta.dcm", "ExplVR_LitEndNoMeta.dcm"]
 for f in dicom_files:
     shutil.copy(os.path.join(pdd, f), os.path.join(FILES, f))
     origins.append(f"{f}: python3-pydicom 2.3.1-1, /usr/lib/python3/dist-packages/pydicom/data/test_files/{f}")

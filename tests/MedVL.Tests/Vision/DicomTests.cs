@@ -95,6 +95,20 @@ public class DicomTests
         Assert.NotEmpty(ds.Elements);
     }
 
+    [Theory]
+    [InlineData("ExplVR_BigEndNoMeta.dcm", "1.2.840.10008.1.2.2")]
+    [InlineData("ExplVR_LitEndNoMeta.dcm", "1.2.840.10008.1.2.1")]
+    public void NoPreambleNoMetaTransferSyntaxIsInferred(string file, string expectedTs)
+    {
+        var bytes = File.ReadAllBytes(TestNpy.FilePath(file));
+        Assert.Equal(ImageFormat.Dicom, ImageLoader.Sniff(bytes, file));
+        var ds = DicomDataset.Read(bytes, file);
+        Assert.False(ds.HasPreamble);
+        Assert.Equal(expectedTs, ds.TransferSyntaxUid);
+        Assert.Equal(24, ds.Elements.Count); // same element count as pydicom
+        Assert.Equal("1.2.840.10008.5.1.4.1.1.481.8", ds.GetString(0x00080016)); // SOP Class UID as pydicom reads it
+    }
+
     [Fact]
     public void ElementLongerThanFileIsReported()
     {

@@ -59,7 +59,7 @@ public class FuzzTests
     {
         var data = File.ReadAllBytes(TestNpy.FilePath(file));
         var rng = new Random(file.Length * 7919 + data.Length); // fixed seed per file
-        for (int iter = 0; iter < 150; iter++)
+        for (int iter = 0; iter < 100; iter++)
         {
             var m = (byte[])data.Clone();
             int flips = 1 + rng.Next(4);
