@@ -346,7 +346,7 @@ def clip_steps(im, pad):
     return a, x.transpose(2, 0, 1).astype(np.float32)
 clip_inputs = ["jpeg_source.png", "skimage_coins.png", "skimage_microaneurysms.png", "pil_gray16.png", "skimage_palette_color.png", "png_rgba_8bit_adam7_37x23.png"]
 clip_cases = {("jpeg_source.png", False), ("jpeg_source.png", True), ("skimage_coins.png", False), ("skimage_microaneurysms.png", True),
-              ("pil_gray16.png", True), ("png_rgba_8bit_adam7_37x23.png", False), ("skimage_palette_color.png", True)}
+              ("pil_gray16.png", True), ("png_rgba_8bit_adam7_37x23.png", False)}
 for n in clip_inputs:
     for pad in (False, True):
         if (n, pad) not in clip_cases: continue
@@ -360,6 +360,7 @@ for n in clip_inputs:
 src = np.array(Image.open(os.path.join(FILES, "jpeg_source.png")))
 for (w, h) in ((17, 11), (250, 160), (193, 60), (50, 121), (336, 213), (1, 1)):
     for flt, fname in ((Image.BICUBIC, "bicubic"), (Image.BILINEAR, "bilinear")):
+        if fname == "bilinear" and w * h > 20000: continue  # keep fixtures small; bicubic is the one CLIP uses
         save(f"resize_{w}x{h}_{fname}", np.array(Image.fromarray(src).resize((w, h), flt)))
         manifest["clip"].append({"resize": [w, h], "filter": fname})
 
