@@ -25,7 +25,16 @@ public class DicomTests
             var (shape, stored) = TestNpy.Load($"{file}.frame{fi}.stored");
             Assert.Equal((shape[0], shape[1], shape[2]), (img.Height, img.Width, img.Channels));
             TestNpy.AssertClose(stored, img.StoredValues, 0, $"{file} frame {fi} stored");
-            if (img.Channels == 1)
+            if (entry.TryGetProperty("palette", out _))
+            {
+                Assert.Equal("PALETTE COLOR", img.Metadata.PhotometricInterpretation);
+                var (_, rgb) = TestNpy.Load($"{file}.palette_rgb");
+                TestNpy.AssertClose(rgb, ImageConversion.ApplyPalette(img), 0, $"{file} palette");
+                var rgb8 = ImageConversion.ToRgb8(img);
+                int shift = img.Metadata.Palette!.BitsPerEntry > 8 ? 8 : 0;
+                TestNpy.AssertClose(rgb.Select(v => (double)((int)v >> shift)).ToArray(), rgb8.Pixels.Select(b => (double)b).ToArray(), 0, $"{file} palette 8-bit");
+            }
+            else if (img.Channels == 1)
             {
                 var (_, rescaled) = TestNpy.Load($"{file}.frame{fi}.rescaled");
                 TestNpy.AssertClose(rescaled, img.RescaledValues, 1e-9, $"{file} rescaled");
@@ -86,6 +95,20 @@ public class DicomTests
         Assert.NotEmpty(ds.Elements);
     }
 
+    [Theory]
+    [InlineData("ExplVR_BigEndNoMeta.dcm", "1.2.840.10008.1.2.2")]
+    [InlineData("ExplVR_LitEndNoMeta.dcm", "1.2.840.10008.1.2.1")]
+    public void NoPreambleNoMetaTransferSyntaxIsInferred(string file, string expectedTs)
+    {
+        var bytes = File.ReadAllBytes(TestNpy.FilePath(file));
+        Assert.Equal(ImageFormat.Dicom, ImageLoader.Sniff(bytes, file));
+        var ds = DicomDataset.Read(bytes, file);
+        Assert.False(ds.HasPreamble);
+        Assert.Equal(expectedTs, ds.TransferSyntaxUid);
+        Assert.Equal(24, ds.Elements.Count); // same element count as pydicom
+        Assert.Equal("1.2.840.10008.5.1.4.1.1.481.8", ds.GetString(0x00080016)); // SOP Class UID as pydicom reads it
+    }
+
     [Fact]
     public void ElementLongerThanFileIsReported()
     {
@@ -102,6 +125,35 @@ public class DicomTests
         Assert.Equal(0, VoiLut.Linear(-10, 2048, 4096, 0, 255));
         Assert.Equal(255, VoiLut.Linear(5000, 2048, 4096, 0, 255));
         Assert.Equal(((2048 - 2047.5) / 4095 + 0.5) * 255, VoiLut.Linear(2048, 2048, 4096, 0, 255), 12);
+    }
+
+    [Theory]
+    [InlineData("MR_small.dcm")]
+    [InlineData("MR_small_RLE.dcm")]
+    public void WindowTo8BitMatchesPydicomVoiRescaledTo255(string file)
+    {
+        // pydicom's apply_voi_lut output spans [ymin, ymax]; the LINEAR function is affine in its output range,
+        // so mapping it to [0, 255] must give our 8-bit display values up to rounding (<= 1 level).
+        var entry = TestNpy.Manifest().GetProperty("dicom").EnumerateArray().First(e => e.GetProperty("file").GetString() == file);
+        double ymin = entry.GetProperty("ymin").GetDouble(), ymax = entry.GetProperty("ymax").GetDouble();
+        var img = ImageLoader.Load(TestNpy.FilePath(file));
+        var rgb = ImageConversion.ToRgb8(img);
+        var (_, windowed) = TestNpy.Load($"{file}.frame0.windowed");
+        for (int i = 0; i < windowed.Length; i++)
+        {
+            double expected = (windowed[i] - ymin) / (ymax - ymin) * 255;
+            Assert.True(Math.Abs(expected - rgb.Pixels[3 * i]) <= 1.0, $"pixel {i}: {rgb.Pixels[3 * i]} vs {expected}");
+            Assert.Equal(rgb.Pixels[3 * i], rgb.Pixels[3 * i + 2]);
+        }
+    }
+
+    [Fact]
+    public void LoadFromStreamMatchesFile()
+    {
+        using var fs = File.OpenRead(TestNpy.FilePath("CT_small.dcm"));
+        var a = ImageLoader.Load(fs, "CT_small.dcm");
+        var b = ImageLoader.Load(TestNpy.FilePath("CT_small.dcm"));
+        Assert.Equal(b.StoredValues, a.StoredValues);
     }
 
     [Fact]

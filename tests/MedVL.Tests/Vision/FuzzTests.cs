@@ -16,7 +16,7 @@ public class FuzzTests
         "png_rgb_8bit_adam7_37x23.png", "png_pal_4bit_plain_37x23.png", "png_gray_16bit_adam7_37x23.png", "skimage_microaneurysms.png",
         "jpeg_420_baseline.jpg", "jpeg_422_progressive.jpg", "jpeg_420_restart2.jpg", "jpeg_gray_progressive.jpg", "jpeg_adobe_rgb.jpg",
         "CT_small.dcm", "MR_small_RLE.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm", "image_dfl.dcm", "SC_rgb_rle_2frame.dcm",
-        "SC_rgb_jpeg_dcmtk.dcm", "nested_priv_SQ.dcm",
+        "SC_rgb_jpeg_dcmtk.dcm", "nested_priv_SQ.dcm", "synthetic_palette_16bit.dcm",
         "anatomical.nii", "synthetic_int16_be.nii.gz", "synthetic_float64_le.nii",
     }.Select(f => new object[] { f });
 
@@ -59,7 +59,7 @@ public class FuzzTests
     {
         var data = File.ReadAllBytes(TestNpy.FilePath(file));
         var rng = new Random(file.Length * 7919 + data.Length); // fixed seed per file
-        for (int iter = 0; iter < 150; iter++)
+        for (int iter = 0; iter < 100; iter++)
         {
             var m = (byte[])data.Clone();
             int flips = 1 + rng.Next(4);

@@ -33,6 +33,22 @@ public class NiftiTests
     }
 
     [Fact]
+    public void WindowConversionSpansMinToMax()
+    {
+        // NIfTI has no window: ToRgb8 maps the slice's rescaled min..max to 0..255.
+        var img = ImageLoader.Load(TestNpy.FilePath("anatomical.nii"));
+        var rgb = MedVL.Vision.Preprocessing.ImageConversion.ToRgb8(img);
+        double lo = img.RescaledValues.Min(), hi = img.RescaledValues.Max();
+        for (int i = 0; i < img.RescaledValues.Length; i++)
+        {
+            double expected = (img.RescaledValues[i] - lo) / (hi - lo) * 255;
+            Assert.True(Math.Abs(rgb.Pixels[3 * i] - expected) <= 1.0, $"voxel {i}: {rgb.Pixels[3 * i]} vs {expected}");
+        }
+        Assert.Contains(rgb.Pixels, b => b == 255);
+        Assert.Contains(rgb.Pixels, b => b == 0);
+    }
+
+    [Fact]
     public void BadSliceIndexIsReported()
     {
         var e = Assert.Throws<InvalidImageException>(() => ImageLoader.Load(TestNpy.FilePath("anatomical.nii"), new ImageLoadOptions { SliceIndex = 10000 }));

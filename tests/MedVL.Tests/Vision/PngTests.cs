@@ -46,6 +46,21 @@ public class PngTests
     }
 
     [Fact]
+    public void EncoderRoundTripsRandomOddSizes()
+    {
+        var rng = new Random(7);
+        for (int iter = 0; iter < 60; iter++)
+        {
+            int w = 1 + rng.Next(40), h = 1 + rng.Next(40), ch = 1 + rng.Next(4);
+            var px = new byte[w * h * ch];
+            rng.NextBytes(px);
+            var img = PngDecoder.Decode(PngEncoder.Encode(px, w, h, ch), "random");
+            Assert.Equal((w, h, ch), (img.Width, img.Height, img.Channels));
+            for (int i = 0; i < px.Length; i++) Assert.Equal(px[i], img.StoredValues[i]);
+        }
+    }
+
+    [Fact]
     public void EncoderOutputDecodesWithReferenceFileValues()
     {
         // Re-encode a real decoded file and decode again.

@@ -27,8 +27,24 @@ public sealed record ImageMetadata
     public int NumberOfFrames { get; init; } = 1;
     /// <summary>Which frame/slice was decoded.</summary>
     public int FrameIndex { get; init; }
+    /// <summary>DICOM PALETTE COLOR lookup tables (PS3.3 C.7.6.3.1.5/6); null for other images.</summary>
+    public PaletteColorLut? Palette { get; init; }
     /// <summary>Whether stored values are signed (DICOM PixelRepresentation = 1, NIfTI signed types).</summary>
     public bool IsSigned { get; init; }
+}
+
+/// <summary>
+/// DICOM Palette Color LUT (PS3.3 C.7.6.3.1.5 descriptors, C.7.6.3.1.6 data): stored values below
+/// <see cref="FirstMappedValue"/> map to the first entry, above the last one map to the last entry (as pydicom's
+/// apply_color_lut). Entries are 8 or 16 bits (<see cref="BitsPerEntry"/>).
+/// </summary>
+public sealed record PaletteColorLut(ushort[] Red, ushort[] Green, ushort[] Blue, int FirstMappedValue, int BitsPerEntry)
+{
+    public int Lookup(double stored)
+    {
+        long i = (long)stored - FirstMappedValue;
+        return (int)Math.Clamp(i, 0, Red.Length - 1);
+    }
 }
 
 /// <summary>

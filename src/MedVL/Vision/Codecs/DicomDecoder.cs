@@ -114,8 +114,10 @@ public static class DicomDecoder
             for (int i = 0; i < stored.Length; i++) rescaled[i] = stored[i] * slope + intercept;
         }
 
+        PaletteColorLut? palette = photometric == "PALETTE COLOR" && spp == 1 ? ReadPalette(ds) : null;
         var meta = new ImageMetadata
         {
+            Palette = palette,
             Modality = ds.GetString(0x00080060),
             PhotometricInterpretation = photometric,
             RescaleSlope = slope,
@@ -128,6 +130,37 @@ public static class DicomDecoder
             IsSigned = pixelRep == 1 && !jpeg,
         };
         return new DecodedImage(cols, rows, spp, jpeg ? 8 : bitsStored, ImageFormat.Dicom, stored, rescaled, meta);
+    }
+
+    /// <summary>Reads the Palette Color LUT module (PS3.3 C.7.6.3.1.5-6); segmented LUTs are rejected.</summary>
+    private static PaletteColorLut ReadPalette(DicomDataset ds)
+    {
+        string src = ds.Source;
+        if (ds.Contains(0x00281221))
+            throw new InvalidImageException(src, "DICOM: segmented Palette Color LUTs (0028,1221) are not supported");
+        var desc = ds.Get(0x00281101) ?? throw new InvalidImageException(src, "DICOM: PALETTE COLOR image without Red Palette Color LUT Descriptor (0028,1101)");
+        if (desc.Value.Length < 6) throw new InvalidImageException(src, "DICOM: Palette Color LUT Descriptor (0028,1101) must have 3 values");
+        int U16(byte[] v, int i) => desc.BigEndian ? BinaryPrimitives.ReadUInt16BigEndian(v.AsSpan(2 * i)) : BinaryPrimitives.ReadUInt16LittleEndian(v.AsSpan(2 * i));
+        int entries = U16(desc.Value, 0);
+        if (entries == 0) entries = 65536; // PS3.3 C.7.6.3.1.5: 0 means 2^16
+        int first = desc.VR == "SS" ? (short)U16(desc.Value, 1) : U16(desc.Value, 1);
+        var tables = new ushort[3][];
+        int bits = 0;
+        for (int c = 0; c < 3; c++)
+        {
+            uint tag = 0x00281201u + (uint)c;
+            var data = ds.Get(tag) ?? throw new InvalidImageException(src, $"DICOM: PALETTE COLOR image without Palette Color LUT Data (0028,{0x1201 + c:X4})");
+            // 8-bit entries may be packed one per byte; 16-bit ones fill a word each (pydicom infers the same way).
+            int depth = data.Value.Length * 8 / entries;
+            if (depth is not (8 or 16) || data.Value.Length * 8 % entries != 0)
+                throw new InvalidImageException(src, $"DICOM: Palette Color LUT Data (0028,{0x1201 + c:X4}) has {data.Value.Length} bytes for {entries} entries (expected 8 or 16 bits each)");
+            var t = new ushort[entries];
+            for (int i = 0; i < entries; i++)
+                t[i] = depth == 8 ? data.Value[i] : (ushort)(data.BigEndian ? BinaryPrimitives.ReadUInt16BigEndian(data.Value.AsSpan(2 * i)) : BinaryPrimitives.ReadUInt16LittleEndian(data.Value.AsSpan(2 * i)));
+            tables[c] = t;
+            bits = depth;
+        }
+        return new PaletteColorLut(tables[0], tables[1], tables[2], first, bits);
     }
 
     private static int Req(DicomDataset ds, uint tag, string name)

@@ -17,6 +17,23 @@ public static class ImageLoader
         return Load(File.ReadAllBytes(path), path, options);
     }
 
+    /// <summary>Reads a whole stream (at most <see cref="ImageLoadOptions.MaxFileBytes"/>) and decodes it.</summary>
+    public static DecodedImage Load(Stream stream, string source, ImageLoadOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new ImageLoadOptions();
+        var ms = new MemoryStream();
+        var buf = new byte[81920];
+        int n;
+        while ((n = stream.Read(buf)) > 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            ms.Write(buf, 0, n);
+            if (ms.Length > options.MaxFileBytes)
+                throw new InvalidImageException(source, $"stream is longer than the {options.MaxFileBytes}-byte limit");
+        }
+        return Load(ms.ToArray(), source, options);
+    }
+
     public static DecodedImage Load(byte[] data, string source, ImageLoadOptions? options = null)
     {
         options ??= new ImageLoadOptions();

@@ -29,7 +29,11 @@ public static class JpegDecoder
         public readonly int[] ValPtr = new int[17];
         public readonly int[] MinCode = new int[17];
         public byte[] Values = [];
+        /// <summary>Lookahead of <see cref="LookBits"/> bits: (code length &lt;&lt; 8) | symbol, 0 = longer code (jdhuff.c idea).</summary>
+        public readonly ushort[] Lookup = new ushort[1 << LookBits];
     }
+
+    private const int LookBits = 9;
 
     private sealed class Component
     {
@@ -110,6 +114,14 @@ public static class JpegDecoder
 
         public int Decode(Huffman h)
         {
+            if (_count < LookBits) Fill();
+            int look = h.Lookup[_bits >> (32 - LookBits)];
+            if (look != 0)
+            {
+                int len = look >> 8;
+                _bits <<= len; _count -= len;
+                return look & 0xFF;
+            }
             int code = Bit();
             int l = 1;
             while (code > h.MaxCode[l])
@@ -309,6 +321,16 @@ public static class JpegDecoder
                 code <<= 1;
             }
             h.MaxCode[17] = int.MaxValue;
+            for (int l = 1; l <= LookBits; l++)
+            {
+                if (h.MaxCode[l] < 0) continue;
+                for (int cd = h.MinCode[l]; cd <= h.MaxCode[l]; cd++)
+                {
+                    int sym = h.Values[h.ValPtr[l] + cd - h.MinCode[l]];
+                    int fillBits = LookBits - l;
+                    for (int e = 0; e < (1 << fillBits); e++) h.Lookup[(cd << fillBits) | e] = (ushort)((l << 8) | sym);
+                }
+            }
             (tc == 0 ? dc : ac)[th] = h;
             p += 17 + total;
         }

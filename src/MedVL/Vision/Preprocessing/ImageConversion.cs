@@ -23,6 +23,23 @@ public enum Rgb8Conversion
 
 public static class ImageConversion
 {
+    /// <summary>
+    /// Maps a PALETTE COLOR image's stored indices through its LUTs: interleaved RGB at the LUT's own depth
+    /// (0..255 or 0..65535), identical to pydicom's <c>apply_color_lut</c>.
+    /// </summary>
+    public static double[] ApplyPalette(DecodedImage image)
+    {
+        var lut = image.Metadata.Palette ?? throw new ArgumentException("image has no Palette Color LUT", nameof(image));
+        int n = image.Width * image.Height;
+        var o = new double[(long)n * 3];
+        for (int p = 0; p < n; p++)
+        {
+            int i = lut.Lookup(image.StoredValues[p * image.Channels]);
+            o[3 * p] = lut.Red[i]; o[3 * p + 1] = lut.Green[i]; o[3 * p + 2] = lut.Blue[i];
+        }
+        return o;
+    }
+
     /// <summary>Converts a decoded image to 8-bit RGB (see <see cref="Rgb8Conversion"/>).</summary>
     public static Rgb8Image ToRgb8(DecodedImage image, Rgb8Conversion mode = Rgb8Conversion.Auto,
         double? windowCenter = null, double? windowWidth = null)
@@ -34,6 +51,15 @@ public static class ImageConversion
         var v = image.StoredValues;
         string pi = image.Metadata.PhotometricInterpretation ?? "";
         bool color = ch >= 3;
+
+        if (image.Metadata.Palette is { } lut)
+        {
+            // PALETTE COLOR: LUT lookup; 16-bit entries keep their high byte.
+            var rgbv = ApplyPalette(image);
+            int shift = lut.BitsPerEntry > 8 ? 8 : 0;
+            for (int i = 0; i < rgbv.Length; i++) outPx[i] = (byte)((int)rgbv[i] >> shift);
+            return new Rgb8Image(image.Width, image.Height, outPx);
+        }
 
         if (mode == Rgb8Conversion.PilConvert || (color && image.BitDepth <= 8 && !pi.StartsWith("YBR", StringComparison.Ordinal)))
         {
