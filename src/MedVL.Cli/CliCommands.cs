@@ -12,5 +12,6 @@ internal static class CliCommands
         yield return SynthCommands.Build();
         yield return ImageCommands.Build();
         yield return TokenizeCommands.Build();
+        yield return PreprocessCommands.Build();
     }
 }

@@ -118,3 +118,42 @@ public sealed record ClipImageProcessor
     public float[] Preprocess(DecodedImage image, Rgb8Conversion conversion = Rgb8Conversion.Auto)
         => Preprocess(ImageConversion.ToRgb8(image, conversion));
 }
+
+/// <summary>Reads Hugging Face's preprocessor_config.json (CLIPImageProcessor / CLIPFeatureExtractor fields).</summary>
+public static class ClipPreprocessorConfig
+{
+    /// <summary>
+    /// <c>size</c> is an int (old feature extractors) or {"shortest_edge": n}; <c>crop_size</c> an int or {"height", "width"};
+    /// <c>resample</c> is PIL's enum (2 bilinear, 3 bicubic). LLaVA's pad-to-square is a model setting
+    /// (<c>image_aspect_ratio</c> in config.json), so it is passed in.
+    /// </summary>
+    public static ClipImageProcessor Load(string path, bool padToSquare)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(path));
+        var root = doc.RootElement;
+        int Int(System.Text.Json.JsonElement e, string field, string sub)
+        {
+            if (e.ValueKind == System.Text.Json.JsonValueKind.Number) return e.GetInt32();
+            if (e.ValueKind == System.Text.Json.JsonValueKind.Object && e.TryGetProperty(sub, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.Number) return v.GetInt32();
+            throw new InvalidDataException($"{path}: '{field}' must be a number or an object with '{sub}'");
+        }
+        float[] Floats(string field, float[] fallback)
+        {
+            if (!root.TryGetProperty(field, out var a)) return fallback;
+            if (a.ValueKind != System.Text.Json.JsonValueKind.Array || a.GetArrayLength() != 3)
+                throw new InvalidDataException($"{path}: '{field}' must be a list of 3 numbers");
+            return a.EnumerateArray().Select(x => x.GetSingle()).ToArray();
+        }
+        var p = new ClipImageProcessor { PadToSquare = padToSquare };
+        if (root.TryGetProperty("size", out var size)) p = p with { ShortestEdge = Int(size, "size", "shortest_edge") };
+        if (root.TryGetProperty("crop_size", out var crop))
+        {
+            int h = crop.ValueKind == System.Text.Json.JsonValueKind.Object ? Int(crop, "crop_size", "height") : Int(crop, "crop_size", "height");
+            int w = crop.ValueKind == System.Text.Json.JsonValueKind.Object ? Int(crop, "crop_size", "width") : h;
+            p = p with { CropHeight = h, CropWidth = w };
+        }
+        if (root.TryGetProperty("resample", out var rs))
+            p = p with { Resample = rs.GetInt32() switch { 2 => PilResample.Filter.Bilinear, 3 => PilResample.Filter.Bicubic, var r => throw new InvalidDataException($"{path}: resample {r} not supported (2 bilinear, 3 bicubic)") } };
+        return p with { ImageMean = Floats("image_mean", p.ImageMean), ImageStd = Floats("image_std", p.ImageStd) };
+    }
+}
