@@ -7,6 +7,8 @@ internal static class CliCommands
 {
     public static IEnumerable<Command> All()
     {
-        yield break;
+        yield return Bench.BenchCommand.Create();
+        yield return EvalCommands.Build();
+        yield return SynthCommands.Build();
     }
 }

@@ -13,7 +13,7 @@ public static class CliRunner
             var dir = new DirectoryInfo(AppContext.BaseDirectory);
             var config = dir.Parent!.Name;
             var root = dir.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
-            var dll = Path.Combine(root, "src", "MedVL.Cli", "bin", config, "net10.0", "medvl.dll");
+            var dll = Path.Combine(root, "src", "MedVL.Cli", "bin", config, "net10.0", "MedVL.Cli.dll");
             if (!File.Exists(dll)) throw new FileNotFoundException($"medvl CLI not built at {dll}");
             return dll;
         }

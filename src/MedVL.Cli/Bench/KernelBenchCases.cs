@@ -1,0 +1,119 @@
+using System.Runtime.InteropServices;
+using MedVL.Kernels;
+using MedVL.Tensors;
+
+namespace MedVL.Cli.Bench;
+
+/// <summary>One reported number of a case: <c>WorkPerRun / seconds / Scale</c> in <c>Unit</c>.</summary>
+public sealed record BenchMetric(string Case, double WorkPerRun, double Scale, string Unit);
+
+/// <summary>A prepared case: <see cref="Run"/> executes one repetition; <see cref="Dispose"/> frees its buffers.</summary>
+public sealed class BenchInstance(Action run, IReadOnlyList<BenchMetric> metrics, IDisposable? resources) : IDisposable
+{
+    public Action Run { get; } = run;
+    public IReadOnlyList<BenchMetric> Metrics { get; } = metrics;
+    public void Dispose() => resources?.Dispose();
+}
+
+/// <summary>A named case; <see cref="Setup"/> gets the thread count and allocates its inputs.</summary>
+public sealed record KernelBenchCase(string Name, Func<int, BenchInstance> Setup);
+
+/// <summary>
+/// The list of `medvl bench kernels` cases. Other kernel areas add theirs (attention, norms, ...) as further entries.
+/// </summary>
+public static unsafe class KernelBenchCases
+{
+    public static IReadOnlyList<KernelBenchCase> All { get; } = BuildAll();
+
+    private static List<KernelBenchCase> BuildAll()
+    {
+        var list = new List<KernelBenchCase>();
+        foreach (int n in new[] { 512, 1024, 2048, 4096 })
+            list.Add(new KernelBenchCase($"matmul_f32_{n}", t => SquareGemm(n, t)));
+        list.Add(new KernelBenchCase("matvec_f32_1x3072x9216", t => DecoderMatVec(DType.F32, t)));
+        list.Add(new KernelBenchCase("matvec_bf16_1x3072x9216", t => DecoderMatVec(DType.BF16, t)));
+        list.Add(new KernelBenchCase("matvec_f16_1x3072x9216", t => DecoderMatVec(DType.F16, t)));
+        list.Add(new KernelBenchCase("linear_bf16_64x3072x9216", t => PrefillLinear(DType.BF16, 64, t)));
+        list.Add(new KernelBenchCase("memcpy_256MiB", t => MemCopy(256 << 20, t)));
+        return list;
+    }
+
+    /// <summary>Native 64-byte-aligned float buffers, freed together.</summary>
+    private sealed class NativeBuffers : IDisposable
+    {
+        private readonly List<nint> _ptrs = new();
+        public T* Alloc<T>(long count, Func<long, T>? init = null) where T : unmanaged
+        {
+            var p = (T*)NativeMemory.AlignedAlloc((nuint)(count * sizeof(T)), 64);
+            _ptrs.Add((nint)p);
+            for (long i = 0; i < count; i++) p[i] = init is null ? default : init(i);
+            return p;
+        }
+        public void Dispose() { foreach (var p in _ptrs) NativeMemory.AlignedFree((void*)p); _ptrs.Clear(); }
+    }
+
+    private static float Rnd(long i) => (float)((i * 2654435761L % 2001) - 1000) / 1000f;
+
+    private static BenchInstance SquareGemm(int n, int threads)
+    {
+        var buf = new NativeBuffers();
+        float* a = buf.Alloc<float>((long)n * n, Rnd), b = buf.Alloc<float>((long)n * n, i => Rnd(i + 7)), c = buf.Alloc<float>((long)n * n, _ => 0f);
+        return new BenchInstance(
+            () => MatMul.Gemm(false, false, n, n, n, 1f, a, n, b, n, 0f, c, n, threads),
+            new[] { new BenchMetric($"matmul_f32_{n}", 2.0 * n * n * n, 1e9, "GFLOP/s") }, buf);
+    }
+
+    private static BenchInstance DecoderMatVec(DType dt, int threads)
+    {
+        const int K = 3072, N = 9216;
+        var buf = new NativeBuffers();
+        float* x = buf.Alloc<float>(K, Rnd), y = buf.Alloc<float>(N, _ => 0f);
+        void* w = dt switch
+        {
+            DType.F32 => buf.Alloc<float>((long)N * K, i => Rnd(i) * 0.05f),
+            DType.BF16 => buf.Alloc<ushort>((long)N * K, i => FloatConvert.F32ToBF16(Rnd(i) * 0.05f)),
+            _ => buf.Alloc<ushort>((long)N * K, i => FloatConvert.F32ToF16(Rnd(i) * 0.05f)),
+        };
+        string name = $"matvec_{dt.ToString().ToLowerInvariant()}_1x{K}x{N}";
+        double bytes = (double)N * K * dt.SizeOf();
+        return new BenchInstance(
+            () => MatMul.Linear(x, 1, K, w, dt, N, null, y, threads),
+            new[] { new BenchMetric(name, bytes, 1e9, "GB/s"), new BenchMetric(name, 2.0 * N * K, 1e9, "GFLOP/s") }, buf);
+    }
+
+    /// <summary>A prefill chunk through nn.Linear (packed GEMM path, weight widened while packing).</summary>
+    private static BenchInstance PrefillLinear(DType dt, int m, int threads)
+    {
+        const int K = 3072, N = 9216;
+        var buf = new NativeBuffers();
+        float* x = buf.Alloc<float>((long)m * K, Rnd), y = buf.Alloc<float>((long)m * N, _ => 0f);
+        void* w = dt == DType.F32
+            ? buf.Alloc<float>((long)N * K, i => Rnd(i) * 0.05f)
+            : buf.Alloc<ushort>((long)N * K, i => dt == DType.BF16 ? FloatConvert.F32ToBF16(Rnd(i) * 0.05f) : FloatConvert.F32ToF16(Rnd(i) * 0.05f));
+        return new BenchInstance(
+            () => MatMul.Linear(x, m, K, w, dt, N, null, y, threads),
+            new[] { new BenchMetric($"linear_{dt.ToString().ToLowerInvariant()}_{m}x{K}x{N}", 2.0 * m * N * K, 1e9, "GFLOP/s") }, buf);
+    }
+
+    private static BenchInstance MemCopy(long bytes, int threads)
+    {
+        var buf = new NativeBuffers();
+        byte* src = buf.Alloc<byte>(bytes, i => (byte)i), dst = buf.Alloc<byte>(bytes, _ => 0);
+        return new BenchInstance(() =>
+        {
+            var job = new CopyJob { Src = src, Dst = dst, Bytes = bytes, Chunk = 4 << 20 };
+            ParallelRuntime.For((int)((bytes + job.Chunk - 1) / job.Chunk), ref job, threads);
+        }, new[] { new BenchMetric($"memcpy_{bytes >> 20}MiB", bytes, 1e9, "GB/s") }, buf);
+    }
+
+    private struct CopyJob : IParallelJob
+    {
+        public byte* Src, Dst;
+        public long Bytes, Chunk;
+        public void Execute(int i)
+        {
+            long off = i * Chunk, len = Math.Min(Chunk, Bytes - off);
+            Buffer.MemoryCopy(Src + off, Dst + off, len, len);
+        }
+    }
+}
