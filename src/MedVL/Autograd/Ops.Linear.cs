@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using MedVL.Kernels;
+using MedVL.Kernels.Gemm;
 using MedVL.Tensors;
 
 namespace MedVL.Autograd;
@@ -6,7 +8,7 @@ namespace MedVL.Autograd;
 /// <summary>
 /// Linear (nn.Linear: y = x·Wᵀ + b, W stored [out, in]) and batched MatMul with broadcasting over batch dims
 /// (torch.matmul for rank ≥ 2). Every matrix product goes through <see cref="Gemm"/>, the one call to point at the
-/// shared GEMM kernels (src/MedVL/Kernels/MatMul*.cs) once they are merged.
+/// shared GEMM kernels (src/MedVL/Kernels/MatMul.cs).
 /// </summary>
 public static partial class Ops
 {
@@ -25,22 +27,28 @@ public static partial class Ops
             throw new ArgumentException($"Linear: bias {bias.Describe()} must be [{outF}] for weight {weight.Describe()}");
         int m = 1;
         for (int i = 0; i < x.Rank - 1; i++) m = checked(m * x.Size(i));
+        if (weight.DType is not (DType.F32 or DType.BF16 or DType.F16))
+            throw new ArgumentException($"Linear: weight {weight.Describe()} must be float32, bf16 or f16");
         using var xc = ReadF32(x, "Linear", "input");
-        using var wc = ReadF32(weight, "Linear", "weight");
+        using var wc = weight.IsContiguous ? weight.Detach() : weight.Clone(); // kept in its dtype: the kernels widen bf16/f16
+        using var bc = bias is null ? null : ReadF32(bias, "Linear", "bias");
         var shape = x.ShapeArray();
         shape[^1] = outF;
         var y = Tensor.Empty(shape);
-        var ys = y.Span<float>();
-        Gemm(false, true, m, outF, inF, xc.Span<float>(), wc.Span<float>(), ys, accumulate: false);
-        if (bias is not null)
+        if (m > 0 && outF > 0)
         {
-            using var bc = ReadF32(bias, "Linear", "bias");
-            var bs = bc.Span<float>();
-            for (int i = 0; i < m; i++)
+            if (inF == 0)
             {
-                var row = ys.Slice(i * outF, outF);
-                TensorPrimitives.Add(row, bs, row);
+                var ys = y.Span<float>();
+                ys.Clear();
+                if (bc is not null) for (int i = 0; i < m; i++) bc.Span<float>().CopyTo(ys.Slice(i * outF, outF));
             }
+            else
+                unsafe
+                {
+                    Kernels.MatMul.Linear((float*)xc.DataPointer, m, inF, wc.DataPointer, wc.DType, outF, bc is null ? null : (float*)bc.DataPointer,
+                        (float*)y.DataPointer);
+                }
         }
         if (ShouldRecord(x, weight, bias))
         {
@@ -68,7 +76,17 @@ public static partial class Ops
             if (NeedsGrad(0))
             {
                 var gx = Tensor.Empty(Inputs[0].ShapeArray());
-                Gemm(false, false, _m, _in, _out, gs, _w!.Span<float>(), gx.Span<float>(), accumulate: false); // [m,out]·[out,in]
+                if (_m > 0 && _in > 0)
+                {
+                    if (_out == 0) gx.Span<float>().Clear();
+                    else
+                        unsafe
+                        {
+                            // dX[m,in] = dY[m,out]·W[out,in], W read in its stored dtype
+                            Kernels.MatMul.GemmCore(false, false, _m, _in, _out, 1f, (float*)g.DataPointer, _out, _w!.DataPointer, _w.DType, _in, 0f,
+                                (float*)gx.DataPointer, _in, 0, GemmMicroKernels.BestIsa);
+                        }
+                }
                 r[0] = gx;
             }
             if (NeedsGrad(1))
@@ -195,43 +213,17 @@ public static partial class Ops
     }
 
     /// <summary>
-    /// C[m, n] (+)= Σ_p op(A)[i, p] · op(B)[p, j] on row-major spans; op(A) = A [m, k] or, when transA, Aᵀ of A [k, m]
-    /// (likewise B [k, n] or, when transB, [n, k]). Interim reference product (row-wise TensorPrimitives) until the
-    /// GEMM engineer's kernels are merged; this is the single place to switch.
+    /// C[m, n] (+)= op(A)·op(B) on dense row-major spans (op(A) = A [m, k], or Aᵀ of A stored [k, m] when transA;
+    /// likewise B [k, n] or [n, k]): the shared packed SGEMM (<see cref="Kernels.MatMul.Gemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, int)"/>).
     /// </summary>
     internal static void Gemm(bool transA, bool transB, int m, int n, int k, ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, bool accumulate)
     {
-        if (!accumulate) c[..(m * n)].Clear();
-        if (!transB)
+        if (m == 0 || n == 0) return;
+        if (k == 0)
         {
-            // C row i += A(i, p) · B row p
-            for (int i = 0; i < m; i++)
-            {
-                var crow = c.Slice(i * n, n);
-                for (int p = 0; p < k; p++)
-                {
-                    float aip = transA ? a[p * m + i] : a[i * k + p];
-                    TensorPrimitives.MultiplyAdd(b.Slice(p * n, n), aip, crow, crow);
-                }
-            }
+            if (!accumulate) c[..(m * n)].Clear();
+            return;
         }
-        else if (!transA)
-        {
-            for (int i = 0; i < m; i++)
-            {
-                var arow = a.Slice(i * k, k);
-                for (int j = 0; j < n; j++) c[i * n + j] += TensorPrimitives.Dot(arow, b.Slice(j * k, k));
-            }
-        }
-        else
-        {
-            for (int i = 0; i < m; i++)
-                for (int j = 0; j < n; j++)
-                {
-                    float s = 0;
-                    for (int p = 0; p < k; p++) s += a[p * m + i] * b[j * k + p];
-                    c[i * n + j] += s;
-                }
-        }
+        Kernels.MatMul.Gemm(transA, transB, m, n, k, 1f, a, transA ? m : k, b, transB ? k : n, accumulate ? 1f : 0f, c, n);
     }
 }

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using MedVL.Autograd;
 using Op = MedVL.Autograd.Ops;
@@ -6,53 +5,18 @@ using MedVL.Tensors;
 
 namespace MedVL.Tests.Ops;
 
-/// <summary>
-/// Minimal .npy reader for the op fixtures (little-endian C-order f4/f8/i4/i8/b1/u1 only). Kept test-local so the op
-/// tests do not wait on the formats engineer's MedVL.Formats.Npy; swap to it once merged.
-/// </summary>
+/// <summary>Fixture .npy files as tensors, read with the library's <see cref="MedVL.Formats.Npy"/>.</summary>
 internal static class NpyMini
 {
     public static Tensor Read(string path)
     {
-        var bytes = File.ReadAllBytes(path);
-        if (bytes.Length < 10 || bytes[0] != 0x93 || Encoding.ASCII.GetString(bytes, 1, 5) != "NUMPY")
-            throw new InvalidDataException($"{path}: not an .npy file");
-        int major = bytes[6];
-        int headerLen = major == 1 ? BitConverter.ToUInt16(bytes, 8) : BitConverter.ToInt32(bytes, 8);
-        int start = major == 1 ? 10 : 12;
-        string header = Encoding.ASCII.GetString(bytes, start, headerLen);
-        string descr = Between(header, "'descr': '", "'");
-        if (header.Contains("'fortran_order': True")) throw new InvalidDataException($"{path}: Fortran order");
-        string shapeText = Between(header, "'shape': (", ")");
-        var shape = shapeText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
-        var data = bytes.AsSpan(start + headerLen);
-        DType dt = descr switch
-        {
-            "<f4" => DType.F32,
-            "<f8" => DType.F64,
-            "<i4" => DType.I32,
-            "<i8" => DType.I64,
-            "|b1" => DType.Bool,
-            "|u1" => DType.U8,
-            _ => throw new InvalidDataException($"{path}: unsupported dtype {descr}"),
-        };
-        var t = Tensor.Empty(dt, shape);
+        var arr = MedVL.Formats.Npy.Read(path);
+        var t = Tensor.Empty(arr.DType, arr.Shape);
         unsafe
         {
-            int n = checked((int)(t.Numel * dt.SizeOf()));
-            if (data.Length < n) throw new InvalidDataException($"{path}: {data.Length} data bytes for {n}");
-            data[..n].CopyTo(new Span<byte>(t.DataPointer, n));
+            arr.Data.AsSpan().CopyTo(new Span<byte>(t.DataPointer, arr.Data.Length));
         }
         return t;
-    }
-
-    private static string Between(string s, string open, string close)
-    {
-        int i = s.IndexOf(open, StringComparison.Ordinal);
-        if (i < 0) throw new InvalidDataException($"npy header lacks {open}");
-        i += open.Length;
-        int j = s.IndexOf(close, i, StringComparison.Ordinal);
-        return s[i..j];
     }
 }
 
