@@ -21,7 +21,7 @@ public static partial class Ops
         var rstd = Tensor.Empty(rows);
         Norms.RmsNormForward(xc.Span<float>(), wc is null ? default : wc.Span<float>(), y.Span<float>(), rstd.Span<float>(), rows, d, eps);
         if (ShouldRecord(x, weight))
-            y.GradFn = new NormBackward(NormKind.Rms, x, weight, null, xc.Detach(), wc?.Detach(), null, rstd, rows, d, 0, 0);
+            y.GradFn = new NormBackward(NormKind.Rms, x, weight, null, xc.Detach(), wc?.Detach(), rstd, rows, d, 0, 0);
         else rstd.Dispose();
         return y;
     }
@@ -41,7 +41,7 @@ public static partial class Ops
         Norms.LayerNormForward(xc.Span<float>(), wc is null ? default : wc.Span<float>(), bc is null ? default : bc.Span<float>(),
             y.Span<float>(), stats.Span<float>()[..rows], stats.Span<float>()[rows..], rows, d, eps);
         if (ShouldRecord(x, weight, bias))
-            y.GradFn = new NormBackward(NormKind.Layer, x, weight, bias, xc.Detach(), wc?.Detach(), null, stats, rows, d, 0, 0);
+            y.GradFn = new NormBackward(NormKind.Layer, x, weight, bias, xc.Detach(), wc?.Detach(), stats, rows, d, 0, 0);
         else stats.Dispose();
         return y;
     }
@@ -65,7 +65,7 @@ public static partial class Ops
         Norms.GroupNormForward(xc.Span<float>(), wc is null ? default : wc.Span<float>(), bc is null ? default : bc.Span<float>(),
             y.Span<float>(), stats.Span<float>()[..blocks], stats.Span<float>()[blocks..], n, c, spatial, groups, eps);
         if (ShouldRecord(x, weight, bias))
-            y.GradFn = new NormBackward(NormKind.Group, x, weight, bias, xc.Detach(), wc?.Detach(), null, stats, n, c, spatial, groups);
+            y.GradFn = new NormBackward(NormKind.Group, x, weight, bias, xc.Detach(), wc?.Detach(), stats, n, c, spatial, groups);
         else stats.Dispose();
         return y;
     }
@@ -91,7 +91,7 @@ public static partial class Ops
         private readonly int _wIndex, _bIndex;
         private Tensor? _x, _w, _stats;
 
-        public NormBackward(NormKind kind, Tensor x, Tensor? weight, Tensor? bias, Tensor xSaved, Tensor? wSaved, Tensor? unused, Tensor stats,
+        public NormBackward(NormKind kind, Tensor x, Tensor? weight, Tensor? bias, Tensor xSaved, Tensor? wSaved, Tensor stats,
             int a, int b, int c, int d) : base(Inputs3(x, weight, bias))
         {
             _kind = kind;

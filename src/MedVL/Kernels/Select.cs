@@ -2,7 +2,8 @@ namespace MedVL.Kernels;
 
 /// <summary>
 /// Argmax and top-k over contiguous rows (no gradient). Ordering as torch on CPU: NaN ranks above every number,
-/// argmax returns the first maximum, top-k is sorted descending with ties kept in index order.
+/// argmax returns the first maximum, top-k is sorted descending with equal values in index order (torch leaves
+/// the order of equal values in topk unspecified; 1.13 on CPU is not consistent about it).
 /// Twin: <see cref="Scalar.SelectScalar"/>.
 /// </summary>
 public static class Select
