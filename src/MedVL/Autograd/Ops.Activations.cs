@@ -1,0 +1,155 @@
+using MedVL.Kernels;
+using MedVL.Tensors;
+
+namespace MedVL.Autograd;
+
+/// <summary>Activations by their HF ACT2FN names, and SwiGLU (separate gate/up, or Phi-3's fused gate_up).</summary>
+public static partial class Ops
+{
+    private enum ActKind { Gelu, GeluTanh, QuickGelu, Silu }
+
+    /// <summary>nn.GELU() / ACT2FN["gelu"]: 0.5 x (1 + erf(x/√2)).</summary>
+    public static Tensor Gelu(Tensor x) => Act(ActKind.Gelu, x);
+    /// <summary>ACT2FN["gelu_new"] = ["gelu_pytorch_tanh"] (NewGELUActivation): 0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³))).</summary>
+    public static Tensor GeluTanh(Tensor x) => Act(ActKind.GeluTanh, x);
+    /// <summary>CLIP's ACT2FN["quick_gelu"]: x σ(1.702 x).</summary>
+    public static Tensor QuickGelu(Tensor x) => Act(ActKind.QuickGelu, x);
+    /// <summary>ACT2FN["silu"] = ["swish"]: x σ(x).</summary>
+    public static Tensor Silu(Tensor x) => Act(ActKind.Silu, x);
+
+    /// <summary>The activation a HF config names in hidden_act / hidden_activation.</summary>
+    public static Tensor Activation(string hfName, Tensor x) => hfName switch
+    {
+        "gelu" => Gelu(x),
+        // gelu_fast is the same tanh approximation written as x·(1 + 0.044715x²)
+        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => GeluTanh(x),
+        "quick_gelu" => QuickGelu(x),
+        "silu" or "swish" => Silu(x),
+        _ => throw new ArgumentException($"Activation: unsupported hidden_act \"{hfName}\" (expected gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, silu or swish)"),
+    };
+
+    private static Tensor Act(ActKind kind, Tensor x)
+    {
+        using var xc = ReadF32(x, kind.ToString(), "x");
+        var y = NewLike(x);
+        var xs = xc.Span<float>();
+        var ys = y.Span<float>();
+        switch (kind)
+        {
+            case ActKind.Gelu: Activations.GeluForward(xs, ys); break;
+            case ActKind.GeluTanh: Activations.GeluTanhForward(xs, ys); break;
+            case ActKind.QuickGelu: Activations.QuickGeluForward(xs, ys); break;
+            default: Activations.SiluForward(xs, ys); break;
+        }
+        if (ShouldRecord(x)) y.GradFn = new ActBackward(kind, x, xc.Detach());
+        return y;
+    }
+
+    private sealed class ActBackward : GradNode
+    {
+        private readonly ActKind _kind;
+        private Tensor? _x;
+
+        public ActBackward(ActKind kind, Tensor x, Tensor saved) : base(x)
+        {
+            _kind = kind;
+            _x = saved;
+        }
+
+        public override string Name => _kind + "Backward";
+
+        public override Tensor?[] Backward(Tensor g)
+        {
+            var gx = Tensor.Empty(g.ShapeArray());
+            var xs = _x!.Span<float>();
+            switch (_kind)
+            {
+                case ActKind.Gelu: Activations.GeluBackward(xs, g.Span<float>(), gx.Span<float>()); break;
+                case ActKind.GeluTanh: Activations.GeluTanhBackward(xs, g.Span<float>(), gx.Span<float>()); break;
+                case ActKind.QuickGelu: Activations.QuickGeluBackward(xs, g.Span<float>(), gx.Span<float>()); break;
+                default: Activations.SiluBackward(xs, g.Span<float>(), gx.Span<float>()); break;
+            }
+            return new Tensor?[] { gx };
+        }
+
+        public override void ReleaseSaved()
+        {
+            _x?.Dispose();
+            _x = null;
+        }
+    }
+
+    /// <summary>SwiGLU as in HF LlamaMLP: silu(gate) ⊙ up (same shapes).</summary>
+    public static Tensor SwiGlu(Tensor gate, Tensor up)
+    {
+        if (!gate.Shape.SequenceEqual(up.Shape))
+            throw new ArgumentException($"SwiGlu: gate {gate.Describe()} and up {up.Describe()} must have the same shape");
+        if (gate.Rank == 0) throw new ArgumentException($"SwiGlu: gate {gate.Describe()} needs a last dim");
+        int f = gate.Size(-1);
+        int rows = f == 0 ? 0 : (int)(gate.Numel / f);
+        using var gc = ReadF32(gate, "SwiGlu", "gate");
+        using var uc = ReadF32(up, "SwiGlu", "up");
+        var y = NewLike(gate);
+        Activations.SwiGluForward(gc.Span<float>(), uc.Span<float>(), f, y.Span<float>(), rows, f);
+        if (ShouldRecord(gate, up)) y.GradFn = new SwiGluBackward(new[] { gate, up }, gc.Detach(), uc.Detach(), rows, f, fused: false);
+        return y;
+    }
+
+    /// <summary>
+    /// SwiGLU on Phi-3's fused gate_up_proj output [.., 2F]: HF Phi3MLP does gate, up = x.chunk(2, dim=-1), so the
+    /// first half is the gate and the second the up projection; returns up ⊙ silu(gate) of shape [.., F].
+    /// </summary>
+    public static Tensor SwiGluFused(Tensor gateUp)
+    {
+        if (gateUp.Rank == 0 || gateUp.Size(-1) % 2 != 0)
+            throw new ArgumentException($"SwiGluFused: gate_up {gateUp.Describe()} must have an even last dim (gate and up halves)");
+        int f2 = gateUp.Size(-1), f = f2 / 2;
+        int rows = f2 == 0 ? 0 : (int)(gateUp.Numel / f2);
+        using var xc = ReadF32(gateUp, "SwiGluFused", "gate_up");
+        var shape = gateUp.ShapeArray();
+        shape[^1] = f;
+        var y = Tensor.Empty(shape);
+        var xs = xc.Span<float>();
+        Activations.SwiGluForward(xs, f == 0 ? xs : xs[f..], f2, y.Span<float>(), rows, f);
+        if (ShouldRecord(gateUp)) y.GradFn = new SwiGluBackward(new[] { gateUp }, xc.Detach(), null, rows, f, fused: true);
+        return y;
+    }
+
+    private sealed class SwiGluBackward : GradNode
+    {
+        private Tensor? _gate, _up; // fused: _gate holds gate_up
+        private readonly int _rows, _f;
+        private readonly bool _fused;
+
+        public SwiGluBackward(Tensor[] inputs, Tensor gate, Tensor? up, int rows, int f, bool fused) : base(inputs)
+        {
+            _gate = gate;
+            _up = up;
+            (_rows, _f, _fused) = (rows, f, fused);
+        }
+
+        public override Tensor?[] Backward(Tensor g)
+        {
+            if (_fused)
+            {
+                var gx = Tensor.Empty(Inputs[0].ShapeArray());
+                var xs = _gate!.Span<float>();
+                var gs = gx.Span<float>();
+                int pitch = 2 * _f;
+                Activations.SwiGluBackward(xs, _f == 0 ? xs : xs[_f..], pitch, g.Span<float>(), gs, _f == 0 ? gs : gs[_f..], _rows, _f);
+                return new Tensor?[] { gx };
+            }
+            Tensor? gg = NeedsGrad(0) ? Tensor.Empty(Inputs[0].ShapeArray()) : null;
+            Tensor? gu = NeedsGrad(1) ? Tensor.Empty(Inputs[1].ShapeArray()) : null;
+            Activations.SwiGluBackward(_gate!.Span<float>(), _up!.Span<float>(), _f, g.Span<float>(),
+                gg is null ? default : gg.Span<float>(), gu is null ? default : gu.Span<float>(), _rows, _f);
+            return new[] { gg, gu };
+        }
+
+        public override void ReleaseSaved()
+        {
+            _gate?.Dispose(); _gate = null;
+            _up?.Dispose(); _up = null;
+        }
+    }
+}

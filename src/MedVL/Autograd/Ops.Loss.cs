@@ -1,0 +1,93 @@
+using MedVL.Kernels;
+using MedVL.Tensors;
+
+namespace MedVL.Autograd;
+
+/// <summary>Cross-entropy (fused log-softmax, ignore_index) and mean squared error.</summary>
+public static partial class Ops
+{
+    /// <summary>
+    /// torch.nn.functional.cross_entropy(logits [.., C], targets [..], ignore_index, reduction="mean"): the mean of
+    /// −log softmax(logits)[target] over targets ≠ ignoreIndex (NaN when all are ignored, as torch). Backward is the
+    /// fused (softmax − onehot)·g/count; ignored rows get 0.
+    /// </summary>
+    public static Tensor CrossEntropy(Tensor logits, Tensor targets, long ignoreIndex = Loss.IgnoreIndex)
+    {
+        if (logits.Rank < 1) throw new ArgumentException($"CrossEntropy: logits {logits.Describe()} must be [.., classes]");
+        int classes = logits.Size(-1);
+        int rows = classes == 0 ? 0 : (int)(logits.Numel / classes);
+        if (!logits.Shape[..^1].SequenceEqual(targets.Shape))
+            throw new ArgumentException($"CrossEntropy: targets {targets.Describe()} must have the shape of logits {logits.Describe()} without its last dim");
+        using var lc = ReadF32(logits, "CrossEntropy", "logits");
+        using var tc = ReadI64(targets, "CrossEntropy", "targets");
+        var lse = Tensor.Empty(rows);
+        var (sum, count) = Loss.CrossEntropyForward(lc.Span<float>(), tc.Span<long>(), lse.Span<float>(), rows, classes, ignoreIndex);
+        var y = Tensor.Empty(Array.Empty<int>());
+        y.Span<float>()[0] = (float)(sum / count);
+        if (ShouldRecord(logits)) y.GradFn = new CrossEntropyBackward(logits, lc.Detach(), tc.Detach(), lse, count, rows, classes, ignoreIndex);
+        else lse.Dispose();
+        return y;
+    }
+
+    private sealed class CrossEntropyBackward : GradNode
+    {
+        private Tensor? _logits, _targets, _lse;
+        private readonly int _count, _rows, _classes;
+        private readonly long _ignore;
+
+        public CrossEntropyBackward(Tensor logits, Tensor saved, Tensor targets, Tensor lse, int count, int rows, int classes, long ignore) : base(logits)
+        {
+            (_logits, _targets, _lse) = (saved, targets, lse);
+            (_count, _rows, _classes, _ignore) = (count, rows, classes, ignore);
+        }
+
+        public override Tensor?[] Backward(Tensor g)
+        {
+            var gx = Tensor.Empty(Inputs[0].ShapeArray());
+            float scale = g.Span<float>()[0] / _count;
+            Loss.CrossEntropyBackward(_logits!.Span<float>(), _targets!.Span<long>(), _lse!.Span<float>(), scale, gx.Span<float>(), _rows, _classes, _ignore);
+            return new Tensor?[] { gx };
+        }
+
+        public override void ReleaseSaved()
+        {
+            _logits?.Dispose(); _logits = null;
+            _targets?.Dispose(); _targets = null;
+            _lse?.Dispose(); _lse = null;
+        }
+    }
+
+    /// <summary>torch.nn.functional.mse_loss(a, b) with reduction="mean" (same shapes).</summary>
+    public static Tensor Mse(Tensor a, Tensor b)
+    {
+        if (!a.Shape.SequenceEqual(b.Shape))
+            throw new ArgumentException($"Mse: input {a.Describe()} and target {b.Describe()} must have the same shape");
+        using var ac = ReadF32(a, "Mse", "input");
+        using var bc = ReadF32(b, "Mse", "target");
+        var y = Tensor.Empty(Array.Empty<int>());
+        y.Span<float>()[0] = (float)(Loss.MseForward(ac.Span<float>(), bc.Span<float>()) / a.Numel);
+        if (ShouldRecord(a, b)) y.GradFn = new MseBackward(a, b, ac.Detach(), bc.Detach());
+        return y;
+    }
+
+    private sealed class MseBackward : GradNode
+    {
+        private Tensor? _a, _b;
+        public MseBackward(Tensor a, Tensor b, Tensor sa, Tensor sb) : base(a, b) => (_a, _b) = (sa, sb);
+
+        public override Tensor?[] Backward(Tensor g)
+        {
+            Tensor? ga = NeedsGrad(0) ? Tensor.Empty(Inputs[0].ShapeArray()) : null;
+            Tensor? gb = NeedsGrad(1) ? Tensor.Empty(Inputs[1].ShapeArray()) : null;
+            float scale = 2f * g.Span<float>()[0] / _a!.Numel;
+            Loss.MseBackward(_a.Span<float>(), _b!.Span<float>(), scale, ga is null ? default : ga.Span<float>(), gb is null ? default : gb.Span<float>());
+            return new[] { ga, gb };
+        }
+
+        public override void ReleaseSaved()
+        {
+            _a?.Dispose(); _a = null;
+            _b?.Dispose(); _b = null;
+        }
+    }
+}

@@ -1,0 +1,153 @@
+using MedVL.Kernels;
+using MedVL.Tensors;
+
+namespace MedVL.Autograd;
+
+/// <summary>
+/// RMSNorm (HF LlamaRMSNorm / Phi3RMSNorm), LayerNorm (CLIP, StableLM, Phi-2) and GroupNorm (VQGAN: 32 groups,
+/// eps 1e-6). Weights and biases may be float32, bf16 or f16 (widened to float32); their gradients are float32.
+/// </summary>
+public static partial class Ops
+{
+    /// <summary>y = weight ⊙ x · rsqrt(mean(x², last dim) + eps), all in float32 (HF computes the variance in float32).</summary>
+    public static Tensor RmsNorm(Tensor x, Tensor? weight, float eps)
+    {
+        int d = LastDim(x, "RmsNorm");
+        CheckParam(weight, d, "RmsNorm", "weight", x);
+        int rows = (int)(x.Numel / Math.Max(d, 1));
+        using var xc = ReadF32(x, "RmsNorm", "x");
+        using var wc = weight is null ? null : ReadF32(weight, "RmsNorm", "weight");
+        var y = NewLike(x);
+        var rstd = Tensor.Empty(rows);
+        Norms.RmsNormForward(xc.Span<float>(), wc is null ? default : wc.Span<float>(), y.Span<float>(), rstd.Span<float>(), rows, d, eps);
+        if (ShouldRecord(x, weight))
+            y.GradFn = new NormBackward(NormKind.Rms, x, weight, null, xc.Detach(), wc?.Detach(), rstd, rows, d, 0, 0);
+        else rstd.Dispose();
+        return y;
+    }
+
+    /// <summary>torch.nn.functional.layer_norm over the last dim: (x − mean)/sqrt(var + eps) ⊙ weight + bias (biased variance).</summary>
+    public static Tensor LayerNorm(Tensor x, Tensor? weight, Tensor? bias, float eps)
+    {
+        int d = LastDim(x, "LayerNorm");
+        CheckParam(weight, d, "LayerNorm", "weight", x);
+        CheckParam(bias, d, "LayerNorm", "bias", x);
+        int rows = (int)(x.Numel / Math.Max(d, 1));
+        using var xc = ReadF32(x, "LayerNorm", "x");
+        using var wc = weight is null ? null : ReadF32(weight, "LayerNorm", "weight");
+        using var bc = bias is null ? null : ReadF32(bias, "LayerNorm", "bias");
+        var y = NewLike(x);
+        var stats = Tensor.Empty(2, rows); // mean, rstd
+        Norms.LayerNormForward(xc.Span<float>(), wc is null ? default : wc.Span<float>(), bc is null ? default : bc.Span<float>(),
+            y.Span<float>(), stats.Span<float>()[..rows], stats.Span<float>()[rows..], rows, d, eps);
+        if (ShouldRecord(x, weight, bias))
+            y.GradFn = new NormBackward(NormKind.Layer, x, weight, bias, xc.Detach(), wc?.Detach(), stats, rows, d, 0, 0);
+        else stats.Dispose();
+        return y;
+    }
+
+    /// <summary>torch.nn.functional.group_norm on x [N, C, *]: statistics per (sample, group of C/groups channels), per-channel affine.</summary>
+    public static Tensor GroupNorm(Tensor x, int groups, Tensor? weight, Tensor? bias, float eps)
+    {
+        if (x.Rank < 2) throw new ArgumentException($"GroupNorm: x {x.Describe()} must be [N, C, ...]");
+        int n = x.Size(0), c = x.Size(1);
+        if (groups <= 0 || c % groups != 0)
+            throw new ArgumentException($"GroupNorm: {c} channels of {x.Describe()} are not divisible into {groups} groups");
+        CheckParam(weight, c, "GroupNorm", "weight", x);
+        CheckParam(bias, c, "GroupNorm", "bias", x);
+        int spatial = c == 0 || n == 0 ? 0 : (int)(x.Numel / ((long)n * c));
+        using var xc = ReadF32(x, "GroupNorm", "x");
+        using var wc = weight is null ? null : ReadF32(weight, "GroupNorm", "weight");
+        using var bc = bias is null ? null : ReadF32(bias, "GroupNorm", "bias");
+        var y = NewLike(x);
+        int blocks = n * groups;
+        var stats = Tensor.Empty(2, blocks);
+        Norms.GroupNormForward(xc.Span<float>(), wc is null ? default : wc.Span<float>(), bc is null ? default : bc.Span<float>(),
+            y.Span<float>(), stats.Span<float>()[..blocks], stats.Span<float>()[blocks..], n, c, spatial, groups, eps);
+        if (ShouldRecord(x, weight, bias))
+            y.GradFn = new NormBackward(NormKind.Group, x, weight, bias, xc.Detach(), wc?.Detach(), stats, n, c, spatial, groups);
+        else stats.Dispose();
+        return y;
+    }
+
+    private static int LastDim(Tensor x, string op)
+    {
+        if (x.Rank == 0) throw new ArgumentException($"{op}: x {x.Describe()} needs at least one dimension");
+        return x.Size(-1);
+    }
+
+    private static void CheckParam(Tensor? p, int size, string op, string name, Tensor x)
+    {
+        if (p is not null && (p.Rank != 1 || p.Size(0) != size))
+            throw new ArgumentException($"{op}: {name} {p.Describe()} must have shape [{size}] for x {x.Describe()}");
+    }
+
+    private enum NormKind { Rms, Layer, Group }
+
+    private sealed class NormBackward : GradNode
+    {
+        private readonly NormKind _kind;
+        private readonly int _a, _b, _c, _d; // Rms/Layer: rows, d; Group: n, c, spatial, groups
+        private readonly int _wIndex, _bIndex;
+        private Tensor? _x, _w, _stats;
+
+        public NormBackward(NormKind kind, Tensor x, Tensor? weight, Tensor? bias, Tensor xSaved, Tensor? wSaved, Tensor stats,
+            int a, int b, int c, int d) : base(Inputs3(x, weight, bias))
+        {
+            _kind = kind;
+            _x = xSaved;
+            _w = wSaved;
+            _stats = stats;
+            (_a, _b, _c, _d) = (a, b, c, d);
+            _wIndex = weight is null ? -1 : 1;
+            _bIndex = bias is null ? -1 : (weight is null ? 1 : 2);
+        }
+
+        private static Tensor[] Inputs3(Tensor x, Tensor? w, Tensor? b)
+        {
+            var l = new List<Tensor>(3) { x };
+            if (w is not null) l.Add(w);
+            if (b is not null) l.Add(b);
+            return l.ToArray();
+        }
+
+        public override string Name => _kind + "NormBackward";
+
+        public override Tensor?[] Backward(Tensor g)
+        {
+            var result = new Tensor?[Inputs.Length];
+            Tensor? gx = NeedsGrad(0) ? Tensor.Empty(Inputs[0].ShapeArray()) : null;
+            Tensor? gw = _wIndex > 0 && NeedsGrad(_wIndex) ? Tensor.Zeros(Inputs[_wIndex].ShapeArray()) : null;
+            Tensor? gb = _bIndex > 0 && NeedsGrad(_bIndex) ? Tensor.Zeros(Inputs[_bIndex].ShapeArray()) : null;
+            Span<float> gxs = gx is null ? default : gx.Span<float>();
+            Span<float> gws = gw is null ? default : gw.Span<float>();
+            Span<float> gbs = gb is null ? default : gb.Span<float>();
+            ReadOnlySpan<float> ws = _w is null ? default : _w.Span<float>();
+            var st = _stats!.Span<float>();
+            switch (_kind)
+            {
+                case NormKind.Rms:
+                    Norms.RmsNormBackward(_x!.Span<float>(), ws, st, g.Span<float>(), gxs, gws, _a, _b);
+                    break;
+                case NormKind.Layer:
+                    Norms.LayerNormBackward(_x!.Span<float>(), ws, st[.._a], st[_a..], g.Span<float>(), gxs, gws, gbs, _a, _b);
+                    break;
+                default:
+                    int blocks = _a * _d;
+                    Norms.GroupNormBackward(_x!.Span<float>(), ws, st[..blocks], st[blocks..], g.Span<float>(), gxs, gws, gbs, _a, _b, _c, _d);
+                    break;
+            }
+            result[0] = gx;
+            if (_wIndex > 0) result[_wIndex] = gw;
+            if (_bIndex > 0) result[_bIndex] = gb;
+            return result;
+        }
+
+        public override void ReleaseSaved()
+        {
+            _x?.Dispose(); _x = null;
+            _w?.Dispose(); _w = null;
+            _stats?.Dispose(); _stats = null;
+        }
+    }
+}

@@ -1,0 +1,188 @@
+using MedVL.Kernels;
+using MedVL.Tensors;
+
+namespace MedVL.Autograd;
+
+/// <summary>Reductions (torch.sum/mean/max(dim)), the global sum of squares, and the no-grad Argmax/TopK.</summary>
+public static partial class Ops
+{
+    /// <summary>Sum of all elements: a tensor of shape [].</summary>
+    public static Tensor Sum(Tensor x) => SumMean(x, null, false, mean: false, "Sum");
+    /// <summary>Sum over <paramref name="dims"/> (negative dims count from the end), keeping them as size 1 if asked.</summary>
+    public static Tensor Sum(Tensor x, int[] dims, bool keepDim = false) => SumMean(x, dims, keepDim, mean: false, "Sum");
+    public static Tensor Mean(Tensor x) => SumMean(x, null, false, mean: true, "Mean");
+    public static Tensor Mean(Tensor x, int[] dims, bool keepDim = false) => SumMean(x, dims, keepDim, mean: true, "Mean");
+
+    private static Tensor SumMean(Tensor x, int[]? dims, bool keepDim, bool mean, string name)
+    {
+        int rank = x.Rank;
+        var reduced = new bool[rank];
+        if (dims is null) Array.Fill(reduced, true);
+        else
+            foreach (int d in dims)
+            {
+                int nd;
+                try { nd = Tensor.NormalizeDim(d, rank); }
+                catch (ArgumentOutOfRangeException) { throw new ArgumentException($"{name}: dim {d} out of range for {x.Describe()}"); }
+                if (reduced[nd]) throw new ArgumentException($"{name}: dim {d} repeated");
+                reduced[nd] = true;
+            }
+        var kept = x.ShapeArray();
+        long count = 1;
+        var outShape = new List<int>(rank);
+        for (int i = 0; i < rank; i++)
+        {
+            if (reduced[i])
+            {
+                count *= kept[i];
+                kept[i] = 1;
+                if (keepDim) outShape.Add(1);
+            }
+            else outShape.Add(kept[i]);
+        }
+        using var xc = ReadF32(x, name, "x");
+        // The output has the memory layout of the kept shape, whether or not the size-1 dims are shown.
+        var y = Tensor.Zeros(outShape.ToArray());
+        Reduce.SumInto(xc.Span<float>(), x.Shape, y.Span<float>(), BroadcastStrides(kept, x.Shape));
+        float scale = mean ? 1f / count : 1f;
+        if (mean) Elementwise.ScaleForward(y.Span<float>(), scale, y.Span<float>()); // count 0: 0·inf = NaN, as torch's mean of nothing
+        if (ShouldRecord(x)) y.GradFn = new SumBackward(x, kept, scale, mean ? "MeanBackward" : "SumBackward");
+        return y;
+    }
+
+    /// <summary>Broadcast the gradient back over the reduced dims (times 1/count for Mean).</summary>
+    private sealed class SumBackward : GradNode
+    {
+        private readonly int[] _kept;
+        private readonly float _scale;
+        private readonly string _name;
+
+        public SumBackward(Tensor x, int[] kept, float scale, string name) : base(x)
+        {
+            _kept = kept;
+            _scale = scale;
+            _name = name;
+        }
+
+        public override string Name => _name;
+
+        public override Tensor?[] Backward(Tensor g)
+        {
+            var shape = Inputs[0].ShapeArray();
+            var gx = Tensor.Empty(shape);
+            using var s = Tensor.Full(_scale);
+            // gx = g (broadcast from the kept shape) · scale
+            Elementwise.Binary(BinaryOp.Mul, g.Span<float>(), BroadcastStrides(_kept, shape), s.Span<float>(), new long[shape.Length],
+                gx.Span<float>(), shape);
+            return new Tensor?[] { gx };
+        }
+    }
+
+    /// <summary>torch.max(x, dim): the values and the int64 index of the first maximum; gradient flows to that index.</summary>
+    public static (Tensor Values, Tensor Indices) Max(Tensor x, int dim, bool keepDim = false)
+    {
+        dim = Tensor.NormalizeDim(dim, x.Rank);
+        var (outer, n, inner) = SplitAt(x.Shape, dim);
+        if (n == 0) throw new ArgumentException($"Max: dim {dim} of {x.Describe()} is empty");
+        var shape = x.ShapeArray().ToList();
+        if (keepDim) shape[dim] = 1; else shape.RemoveAt(dim);
+        var outShape = shape.ToArray();
+        using var xc = ReadF32(x, "Max", "x");
+        var values = Tensor.Empty(outShape);
+        var indices = Tensor.Empty(DType.I64, outShape);
+        Reduce.MaxForward(xc.Span<float>(), outer, n, inner, values.Span<float>(), indices.Span<long>());
+        if (ShouldRecord(x)) values.GradFn = new MaxBackward(x, indices.Detach(), outer, n, inner);
+        return (values, indices);
+    }
+
+    private static (int Outer, int N, int Inner) SplitAt(ReadOnlySpan<int> shape, int dim)
+    {
+        int outer = 1, inner = 1;
+        for (int i = 0; i < dim; i++) outer *= shape[i];
+        for (int i = dim + 1; i < shape.Length; i++) inner *= shape[i];
+        return (outer, shape[dim], inner);
+    }
+
+    private sealed class MaxBackward : GradNode
+    {
+        private Tensor? _indices;
+        private readonly int _outer, _n, _inner;
+
+        public MaxBackward(Tensor x, Tensor indices, int outer, int n, int inner) : base(x)
+        {
+            _indices = indices;
+            (_outer, _n, _inner) = (outer, n, inner);
+        }
+
+        public override Tensor?[] Backward(Tensor g)
+        {
+            var gx = Tensor.Zeros(Inputs[0].ShapeArray());
+            Reduce.MaxBackward(_indices!.Span<long>(), g.Span<float>(), _outer, _n, _inner, gx.Span<float>());
+            return new Tensor?[] { gx };
+        }
+
+        public override void ReleaseSaved()
+        {
+            _indices?.Dispose();
+            _indices = null;
+        }
+    }
+
+    /// <summary>Σ x² over all elements (shape []), e.g. for the global gradient norm; d/dx = 2x.</summary>
+    public static Tensor SumOfSquares(Tensor x)
+    {
+        using var xc = ReadF32(x, "SumOfSquares", "x");
+        var y0 = Tensor.Empty(Array.Empty<int>());
+        y0.Span<float>()[0] = Reduce.SumOfSquares(xc.Span<float>());
+        if (ShouldRecord(x)) y0.GradFn = new SumOfSquaresBackward(x, xc.Detach());
+        return y0;
+    }
+
+    private sealed class SumOfSquaresBackward : GradNode
+    {
+        private Tensor? _x;
+        public SumOfSquaresBackward(Tensor x, Tensor saved) : base(x) => _x = saved;
+
+        public override Tensor?[] Backward(Tensor g)
+        {
+            var gx = Tensor.Empty(Inputs[0].ShapeArray());
+            Elementwise.ScaleForward(_x!.Span<float>(), 2f * g.Span<float>()[0], gx.Span<float>());
+            return new Tensor?[] { gx };
+        }
+
+        public override void ReleaseSaved()
+        {
+            _x?.Dispose();
+            _x = null;
+        }
+    }
+
+    // ================= no-grad selection over the last dim =================
+
+    /// <summary>Index (int64) of the first maximum along the last dim; NaN counts as the maximum (torch.argmax).</summary>
+    public static Tensor Argmax(Tensor x)
+    {
+        if (x.Rank == 0 || x.Size(-1) == 0) throw new ArgumentException($"Argmax: {x.Describe()} needs a non-empty last dim");
+        int n = x.Size(-1);
+        using var xc = ReadF32(x, "Argmax", "x");
+        var shape = x.ShapeArray()[..^1];
+        var idx = Tensor.Empty(DType.I64, shape);
+        Select.Argmax(xc.Span<float>(), idx.Span<long>(), (int)(x.Numel / n), n);
+        return idx;
+    }
+
+    /// <summary>The k largest values along the last dim, sorted descending, and their int64 indices (torch.topk; ties: lower index first).</summary>
+    public static (Tensor Values, Tensor Indices) TopK(Tensor x, int k)
+    {
+        if (x.Rank == 0) throw new ArgumentException($"TopK: {x.Describe()} has no last dim");
+        int n = x.Size(-1);
+        if (k < 0 || k > n) throw new ArgumentOutOfRangeException(nameof(k), $"TopK: k = {k} for last dim of size {n} in {x.Describe()}");
+        using var xc = ReadF32(x, "TopK", "x");
+        var shape = x.ShapeArray();
+        shape[^1] = k;
+        var values = Tensor.Empty(shape);
+        var indices = Tensor.Empty(DType.I64, shape);
+        if (k > 0) Select.TopK(xc.Span<float>(), (int)(x.Numel / Math.Max(n, 1)), n, k, values.Span<float>(), indices.Span<long>());
+        return (values, indices);
+    }
+}
