@@ -171,6 +171,25 @@ public sealed class Tokenizer
         }
     }
 
+    /// <summary>The same tokenizer with BOS/EOS/PAD/UNK taken from <paramref name="names"/> (e.g. <c>tokenizer_config.json</c>); shares the vocab.</summary>
+    public Tokenizer WithSpecialTokens(SpecialTokenNames names)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        return new Tokenizer(SourceName, _normalizer, _preTokenizer, _model, _postProcessor, _decoder, [.. AddedTokens], names);
+    }
+
+    /// <summary>
+    /// Loads <c>tokenizer.json</c> from a Hugging Face model directory, with special-token names from
+    /// <c>tokenizer_config.json</c> when that file exists.
+    /// </summary>
+    public static Tokenizer FromDirectory(string directory, TokenizerLimits? limits = null)
+    {
+        string json = Path.Combine(directory, "tokenizer.json");
+        string config = Path.Combine(directory, "tokenizer_config.json");
+        var names = File.Exists(config) ? SpecialTokenNames.FromTokenizerConfig(config) : null;
+        return FromFile(json, names, limits);
+    }
+
     // ---------------------------------------------------------------- lookups
 
     public int? TokenToId(string token) => _addedByContent.TryGetValue(token, out int id) ? id : _model.TokenToId(token);

@@ -51,11 +51,30 @@ public class TokenizerApiTests
     public void Special_ids_from_tokenizer_config_qwen3()
     {
         var names = SpecialTokenNames.FromTokenizerConfig(Path.Combine(TokenizerFixtures.Dir, "qwen3.tokenizer_config.json"));
-        var tok = Tokenizer.FromFile(Path.Combine(TokenizerFixtures.Dir, "qwen3.tokenizer.json.gz"), names);
+        var tok = TokenizerFixtures.Load("qwen3").WithSpecialTokens(names);
         Assert.Null(tok.BosTokenId);
         Assert.Equal(151645, tok.EosTokenId); // <|im_end|>
         Assert.Equal(151643, tok.PadTokenId); // <|endoftext|>
         Assert.Equal(151669, tok.VocabSize);  // 151643 model entries + 26 added tokens
+    }
+
+    [Fact]
+    public void FromDirectory_reads_tokenizer_config()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "medvl-tok-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            using (var gz = new System.IO.Compression.GZipStream(File.OpenRead(Path.Combine(TokenizerFixtures.Dir, "llama2.tokenizer.json.gz")), System.IO.Compression.CompressionMode.Decompress))
+            using (var fs = File.Create(Path.Combine(dir, "tokenizer.json"))) gz.CopyTo(fs);
+            File.Copy(Path.Combine(TokenizerFixtures.Dir, "llama2.tokenizer_config.json"), Path.Combine(dir, "tokenizer_config.json"));
+            var tok = Tokenizer.FromDirectory(dir);
+            Assert.Equal(1, tok.BosTokenId);
+            Assert.Equal(2, tok.EosTokenId);
+            Assert.Null(tok.PadTokenId); // pad_token: null
+            Assert.Equal(TokenizerFixtures.Load("llama2").Encode("CT shows a 3.2 cm lesion"), tok.Encode("CT shows a 3.2 cm lesion"));
+        }
+        finally { Directory.Delete(dir, true); }
     }
 
     [Fact]
