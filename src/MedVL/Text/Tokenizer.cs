@@ -33,10 +33,10 @@ public sealed class Tokenizer
     /// <summary>The file or stream name the tokenizer was loaded from (used in error messages).</summary>
     public string SourceName { get; }
     public IReadOnlyList<AddedToken> AddedTokens { get; }
-    public int? BosTokenId { get; }
-    public int? EosTokenId { get; }
-    public int? PadTokenId { get; }
-    public int? UnkTokenId { get; }
+    public int? BosTokenId { get; private set; }
+    public int? EosTokenId { get; private set; }
+    public int? PadTokenId { get; private set; }
+    public int? UnkTokenId { get; private set; }
 
     /// <summary>Model vocab plus added tokens that are not in it (HF <c>get_vocab_size(with_added_tokens: true)</c>).</summary>
     public int VocabSize { get; }
@@ -176,6 +176,37 @@ public sealed class Tokenizer
     {
         ArgumentNullException.ThrowIfNull(names);
         return new Tokenizer(SourceName, _normalizer, _preTokenizer, _model, _postProcessor, _decoder, [.. AddedTokens], names);
+    }
+
+    /// <summary>
+    /// The same tokenizer with extra added tokens, ids assigned as HF <c>AddedVocabulary::add_tokens</c> does (a content
+    /// already known keeps its id; new ones get max(added id) + 1, or the model vocab size if that is larger). This is how
+    /// HealthGPT appends <c>&lt;start_index&gt;</c>, <c>&lt;idx_0&gt;</c>…<c>&lt;idx_8191&gt;</c>, <c>&lt;end_index&gt;</c>, <c>&lt;pixel_newline&gt;</c>.
+    /// </summary>
+    public Tokenizer WithAddedTokens(IEnumerable<string> contents, bool special = true)
+    {
+        ArgumentNullException.ThrowIfNull(contents);
+        var list = new List<AddedToken>(AddedTokens);
+        var known = new Dictionary<string, int>(_addedByContent, StringComparer.Ordinal);
+        int maxAdded = list.Count == 0 ? -1 : list.Max(t => t.Id);
+        int next = maxAdded >= _model.VocabSize ? maxAdded + 1 : _model.VocabSize;
+        foreach (var c in contents)
+        {
+            if (string.IsNullOrEmpty(c)) continue;
+            if (known.ContainsKey(c)) continue;
+            int id = _model.TokenToId(c) ?? next++;
+            known[c] = id;
+            list.Add(new AddedToken(id, c, SingleWord: false, LStrip: false, RStrip: false, Normalized: !special, Special: special));
+        }
+        var t = new Tokenizer(SourceName, _normalizer, _preTokenizer, _model, _postProcessor, _decoder, list, null);
+        return t.WithSpecialIdsFrom(this);
+    }
+
+    private Tokenizer WithSpecialIdsFrom(Tokenizer other)
+    {
+        BosTokenId = other.BosTokenId; EosTokenId = other.EosTokenId;
+        PadTokenId = other.PadTokenId; UnkTokenId = other.UnkTokenId;
+        return this;
     }
 
     /// <summary>

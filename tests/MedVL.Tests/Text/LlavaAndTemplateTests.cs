@@ -59,6 +59,30 @@ public class TokenizerApiTests
     }
 
     [Fact]
+    public void WithAddedTokens_assigns_ids_like_hf_and_splits_them_out()
+    {
+        var baseTok = TokenizerFixtures.Load("llama2");
+        // HealthGPT vocabulary extension (add_special_tokens_and_resize_model), here on a 32000-entry vocab.
+        var names = new List<string> { "<start_index>" };
+        names.AddRange(Enumerable.Range(0, 8192).Select(i => $"<idx_{i}>"));
+        names.Add("<end_index>");
+        names.Add("<pixel_newline>");
+        var tok = baseTok.WithAddedTokens(names);
+        Assert.Equal(32000, tok.TokenToId("<start_index>"));
+        Assert.Equal(32001 + 123, tok.TokenToId("<idx_123>"));
+        Assert.Equal(40194, tok.TokenToId("<pixel_newline>"));
+        Assert.Equal(32000 + 8195, tok.VocabSize);
+        Assert.Equal(1, tok.BosTokenId);
+        var ids = tok.Encode("Here is the CT.<start_index><idx_5><idx_8191><end_index>", addSpecialTokens: false);
+        Assert.Equal([32000, 32006, 40192, 40193], ids[^4..]);
+        Assert.Equal(baseTok.Encode("Here is the CT.", addSpecialTokens: false), ids[..^4]);
+        Assert.Equal("Here is the CT.", tok.Decode(ids, skipSpecialTokens: true));
+        // Re-adding known contents keeps their ids.
+        Assert.Equal(tok.TokenToId("<idx_7>"), tok.WithAddedTokens(["<idx_7>", "<s>"]).TokenToId("<idx_7>"));
+        Assert.Equal(1, tok.WithAddedTokens(["<s>"]).TokenToId("<s>"));
+    }
+
+    [Fact]
     public void FromDirectory_reads_tokenizer_config()
     {
         string dir = Path.Combine(Path.GetTempPath(), "medvl-tok-" + Guid.NewGuid().ToString("N"));
