@@ -261,6 +261,7 @@ public sealed class Tokenizer
     private void EncodeInto(string text, bool addSpecialTokens, List<int> ids)
     {
         ArgumentNullException.ThrowIfNull(text);
+        text = ReplaceLoneSurrogates(text);
         var raw = new List<AddedVocabulary.Segment>();
         _addedVocabulary.SplitRaw(text, raw);
         var pieces = new List<Piece>();
@@ -281,6 +282,28 @@ public sealed class Tokenizer
             }
         }
         if (addSpecialTokens) _postProcessor?.Process(ids);
+    }
+
+    /// <summary>HF only sees UTF-8, where an unpaired UTF-16 surrogate can only arrive as U+FFFD; make that explicit.</summary>
+    private static string ReplaceLoneSurrogates(string text)
+    {
+        int i = 0;
+        for (; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (!char.IsSurrogate(c)) continue;
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { i++; continue; }
+            break;
+        }
+        if (i >= text.Length) return text;
+        var chars = text.ToCharArray();
+        for (int k = i; k < chars.Length; k++)
+        {
+            if (!char.IsSurrogate(chars[k])) continue;
+            if (char.IsHighSurrogate(chars[k]) && k + 1 < chars.Length && char.IsLowSurrogate(chars[k + 1])) { k++; continue; }
+            chars[k] = '\uFFFD';
+        }
+        return new string(chars);
     }
 
     // ---------------------------------------------------------------- decoding
