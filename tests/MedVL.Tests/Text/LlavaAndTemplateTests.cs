@@ -218,6 +218,28 @@ public class ConversationTemplateTests
     }
 
     [Fact]
+    public void Phi3_instruct_multi_turn_and_stop_ids()
+    {
+        var t = ConversationTemplates.Phi3Instruct;
+        string multi = t.Render([
+            new ChatTurn(ChatRole.User, Q, HasImage: true), new ChatTurn(ChatRole.Assistant, "CT."),
+            new ChatTurn(ChatRole.User, "Any lesion?"), new ChatTurn(ChatRole.Assistant, null)]);
+        Assert.Equal("<|system|>\nYou are a helpful AI assistant.<|end|>\n<|user|>\n<image>\n" + Q + "<|end|>\n<|assistant|>\nCT.<|end|>\n" +
+                     "<|user|>\nAny lesion?<|end|>\n<|assistant|>\n", multi);
+        Assert.Equal(["<|end|>", "<|endoftext|>", "<|assistant|>"], t.StopStrings);
+    }
+
+    [Fact]
+    public void Phi4_instruct_multi_turn()
+    {
+        string multi = ConversationTemplates.Phi4Instruct.Render([
+            new ChatTurn(ChatRole.User, Q, HasImage: true), new ChatTurn(ChatRole.Assistant, "MRI."),
+            new ChatTurn(ChatRole.User, "Sequence?"), new ChatTurn(ChatRole.Assistant, null)]);
+        Assert.EndsWith("<|im_start|>user<|im_sep|>\n<image>\n" + Q + "<|im_end|>\n<|im_start|>assistant<|im_sep|>\nMRI.<|im_end|>\n" +
+                        "<|im_start|>user<|im_sep|>\nSequence?<|im_end|>\n<|im_start|>assistant<|im_sep|>\n", multi);
+    }
+
+    [Fact]
     public void Phi4_instruct_single_turn()
     {
         Assert.Equal("<|im_start|>system<|im_sep|>\nYou are a medieval knight and must provide explanations to modern people.<|im_end|>\n" +
