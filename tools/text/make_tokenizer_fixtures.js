@@ -117,6 +117,22 @@ const variants = [
       { type: 'NFKC' }, { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' } ] } } } },
 ];
 
+// Small hand-written tokenizers for BPE options the real files do not use (the whole JSON is stored in the fixture).
+const synthModel = (o) => Object.assign({ type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null,
+  end_of_word_suffix: null, fuse_unk: false, byte_fallback: false }, o);
+const synthetic = [
+  { name: 'synthetic-prefix-unk', json: { version: '1.0', added_tokens: [], normalizer: { type: 'Lowercase' },
+      pre_tokenizer: { type: 'Split', pattern: { String: ' ' }, behavior: 'Removed', invert: false }, post_processor: null, decoder: null,
+      model: synthModel({ continuing_subword_prefix: '##', vocab: { '<unk>': 0, a: 1, b: 2, c: 3, '##a': 4, '##b': 5, '##c': 6, ab: 7, abc: 8 },
+        merges: [['a', '##b'], ['ab', '##c']] }) } },
+  { name: 'synthetic-suffix-fuse-unk', json: { version: '1.0', added_tokens: [], normalizer: { type: 'Strip', strip_left: true, strip_right: true },
+      pre_tokenizer: { type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'Removed', invert: false }, post_processor: null,
+      decoder: { type: 'BPEDecoder', suffix: '</w>' },
+      model: synthModel({ end_of_word_suffix: '</w>', fuse_unk: true,
+        vocab: { '<unk>': 0, a: 1, b: 2, 'c</w>': 3, 'a</w>': 4, 'b</w>': 5, ab: 6, 'abc</w>': 7, c: 8 }, merges: ['a b', 'ab c</w>'] }) } },
+];
+const syntheticTexts = ['', 'abc', 'ab', 'a b c', 'abx', 'xyz abc', 'xxab', 'cab', 'abcabc', 'zzz', 'ABC Ab', '  abc  ', 'a\tb\nc', 'xaxbx', 'é ab'];
+
 function applyPatch(json, patch) {
   const j = JSON.parse(JSON.stringify(json));
   for (const [k, v] of Object.entries(patch.set || {})) j[k] = v;
@@ -144,6 +160,20 @@ function applyPatch(json, patch) {
     }
     fs.writeFileSync(path.join(outDir, `expected.${v.name}.json`), JSON.stringify({ name: v.name, base: v.base, patch: v.patch, cases }));
     manifest.variants.push({ name: v.name, base: v.base, cases: cases.length });
+    console.log(v.name, cases.length);
+  }
+  for (const v of synthetic) {
+    const tmp = `/tmp/medvl-tok-${v.name}.json`;
+    fs.writeFileSync(tmp, JSON.stringify(v.json));
+    const tok = Tokenizer.fromFile(tmp);
+    const cases = [];
+    for (const text of syntheticTexts) {
+      const ids = Array.from((await tok.encode(text, null, { addSpecialTokens: true })).getIds());
+      const noSp = Array.from((await tok.encode(text, null, { addSpecialTokens: false })).getIds());
+      cases.push({ text, ids, ids_no_special: noSp, decoded: await tok.decode(ids, false), decoded_skip_special: await tok.decode(ids, true) });
+    }
+    fs.writeFileSync(path.join(outDir, `expected.${v.name}.json`), JSON.stringify({ name: v.name, base: '', patch: {}, tokenizer: v.json, cases }));
+    manifest.variants.push({ name: v.name, base: '', cases: cases.length });
     console.log(v.name, cases.length);
   }
   fs.writeFileSync(path.join(outDir, 'expected.manifest.json'), JSON.stringify(manifest, null, 1));

@@ -82,7 +82,9 @@ internal sealed class BpeModel
         {
             if (vocab.Count >= limits.MaxVocab) throw f.Error($"{path}.vocab", $"more than {limits.MaxVocab} entries");
             if (prop.Name.Length > limits.MaxTokenLength) throw f.Error($"{path}.vocab", $"token of length {prop.Name.Length} exceeds {limits.MaxTokenLength}");
-            vocab[prop.Name] = f.Int(prop.Value, $"{path}.vocab[\"{JsonFields.Truncate(prop.Name)}\"]", 0, limits.MaxId);
+            // Fast path without building the JSON path string; fall back to the checked accessor for the error message.
+            if (prop.Value.ValueKind == JsonValueKind.Number && prop.Value.TryGetInt32(out int vid) && vid >= 0 && vid <= limits.MaxId) vocab[prop.Name] = vid;
+            else f.Int(prop.Value, $"{path}.vocab[\"{JsonFields.Truncate(prop.Name)}\"]", 0, limits.MaxId);
         }
 
         var merges = new List<(string, string)>();
@@ -92,20 +94,22 @@ internal sealed class BpeModel
             int i = 0;
             foreach (var m in mEl.EnumerateArray())
             {
-                string mp = $"{path}.merges[{i}]";
                 if (m.ValueKind == JsonValueKind.String)
                 {
                     // Legacy "a b" form: exactly two parts separated by one space (models/bpe/model.rs convert_merges_to_hashmap).
                     string s = m.GetString()!;
                     int sp = s.IndexOf(' ');
-                    if (sp < 0 || s.IndexOf(' ', sp + 1) >= 0) throw f.Error(mp, $"expected \"a b\" with exactly one space, found \"{JsonFields.Truncate(s)}\"");
+                    if (sp < 0 || s.IndexOf(' ', sp + 1) >= 0) throw f.Error($"{path}.merges[{i}]", $"expected \"a b\" with exactly one space, found \"{JsonFields.Truncate(s)}\"");
                     merges.Add((s[..sp], s[(sp + 1)..]));
                 }
-                else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2)
+                else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2 && m[0].ValueKind == JsonValueKind.String && m[1].ValueKind == JsonValueKind.String)
                 {
-                    merges.Add((f.String(m[0], $"{mp}[0]", limits.MaxTokenLength), f.String(m[1], $"{mp}[1]", limits.MaxTokenLength)));
+                    string a = m[0].GetString()!, b = m[1].GetString()!;
+                    if (a.Length > limits.MaxTokenLength || b.Length > limits.MaxTokenLength)
+                        throw f.Error($"{path}.merges[{i}]", $"token longer than {limits.MaxTokenLength}");
+                    merges.Add((a, b));
                 }
-                else throw f.Error(mp, $"expected \"a b\" or [\"a\", \"b\"], found {m.ValueKind}");
+                else throw f.Error($"{path}.merges[{i}]", $"expected \"a b\" or [\"a\", \"b\"], found {JsonFields.Truncate(m.GetRawText())}");
                 i++;
             }
         }

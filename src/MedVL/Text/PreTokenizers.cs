@@ -118,11 +118,21 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
     {
         var matches = new List<(int, int)>();
         var spans = new List<(int S, int E, bool M)>();
+        if (!useRegex)
+        {
+            // Common in Qwen/Llama-3/cl100k files: a Split does the regex work, ByteLevel only maps bytes.
+            for (int i = 0; i < pieces.Count; i++)
+            {
+                string t = pieces[i].Text;
+                if (addPrefixSpace && !t.StartsWith(' ')) t = " " + t;
+                pieces[i] = pieces[i] with { Text = ByteLevelAlphabet.Encode(t) };
+            }
+            return;
+        }
         SplitAll(pieces, (p, ranges) =>
         {
             string text = p.Text;
             if (addPrefixSpace && !text.StartsWith(' ')) text = " " + text;
-            if (!useRegex) return [p with { Text = text }];
             Gpt2Regex.FindMatches(text, matches);
             Splitter.ToSpans(text.Length, matches, false, spans);
             var list = new List<Piece>(spans.Count);

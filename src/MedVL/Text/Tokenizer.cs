@@ -33,10 +33,10 @@ public sealed class Tokenizer
     /// <summary>The file or stream name the tokenizer was loaded from (used in error messages).</summary>
     public string SourceName { get; }
     public IReadOnlyList<AddedToken> AddedTokens { get; }
-    public int? BosTokenId { get; }
-    public int? EosTokenId { get; }
-    public int? PadTokenId { get; }
-    public int? UnkTokenId { get; }
+    public int? BosTokenId { get; private set; }
+    public int? EosTokenId { get; private set; }
+    public int? PadTokenId { get; private set; }
+    public int? UnkTokenId { get; private set; }
 
     /// <summary>Model vocab plus added tokens that are not in it (HF <c>get_vocab_size(with_added_tokens: true)</c>).</summary>
     public int VocabSize { get; }
@@ -171,6 +171,56 @@ public sealed class Tokenizer
         }
     }
 
+    /// <summary>The same tokenizer with BOS/EOS/PAD/UNK taken from <paramref name="names"/> (e.g. <c>tokenizer_config.json</c>); shares the vocab.</summary>
+    public Tokenizer WithSpecialTokens(SpecialTokenNames names)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        return new Tokenizer(SourceName, _normalizer, _preTokenizer, _model, _postProcessor, _decoder, [.. AddedTokens], names);
+    }
+
+    /// <summary>
+    /// The same tokenizer with extra added tokens, ids assigned as HF <c>AddedVocabulary::add_tokens</c> does (a content
+    /// already known keeps its id; new ones get max(added id) + 1, or the model vocab size if that is larger). This is how
+    /// HealthGPT appends <c>&lt;start_index&gt;</c>, <c>&lt;idx_0&gt;</c>…<c>&lt;idx_8191&gt;</c>, <c>&lt;end_index&gt;</c>, <c>&lt;pixel_newline&gt;</c>.
+    /// </summary>
+    public Tokenizer WithAddedTokens(IEnumerable<string> contents, bool special = true)
+    {
+        ArgumentNullException.ThrowIfNull(contents);
+        var list = new List<AddedToken>(AddedTokens);
+        var known = new Dictionary<string, int>(_addedByContent, StringComparer.Ordinal);
+        int maxAdded = list.Count == 0 ? -1 : list.Max(t => t.Id);
+        int next = maxAdded >= _model.VocabSize ? maxAdded + 1 : _model.VocabSize;
+        foreach (var c in contents)
+        {
+            if (string.IsNullOrEmpty(c)) continue;
+            if (known.ContainsKey(c)) continue;
+            int id = _model.TokenToId(c) ?? next++;
+            known[c] = id;
+            list.Add(new AddedToken(id, c, SingleWord: false, LStrip: false, RStrip: false, Normalized: !special, Special: special));
+        }
+        var t = new Tokenizer(SourceName, _normalizer, _preTokenizer, _model, _postProcessor, _decoder, list, null);
+        return t.WithSpecialIdsFrom(this);
+    }
+
+    private Tokenizer WithSpecialIdsFrom(Tokenizer other)
+    {
+        BosTokenId = other.BosTokenId; EosTokenId = other.EosTokenId;
+        PadTokenId = other.PadTokenId; UnkTokenId = other.UnkTokenId;
+        return this;
+    }
+
+    /// <summary>
+    /// Loads <c>tokenizer.json</c> from a Hugging Face model directory, with special-token names from
+    /// <c>tokenizer_config.json</c> when that file exists.
+    /// </summary>
+    public static Tokenizer FromDirectory(string directory, TokenizerLimits? limits = null)
+    {
+        string json = Path.Combine(directory, "tokenizer.json");
+        string config = Path.Combine(directory, "tokenizer_config.json");
+        var names = File.Exists(config) ? SpecialTokenNames.FromTokenizerConfig(config) : null;
+        return FromFile(json, names, limits);
+    }
+
     // ---------------------------------------------------------------- lookups
 
     public int? TokenToId(string token) => _addedByContent.TryGetValue(token, out int id) ? id : _model.TokenToId(token);
@@ -211,6 +261,7 @@ public sealed class Tokenizer
     private void EncodeInto(string text, bool addSpecialTokens, List<int> ids)
     {
         ArgumentNullException.ThrowIfNull(text);
+        text = ReplaceLoneSurrogates(text);
         var raw = new List<AddedVocabulary.Segment>();
         _addedVocabulary.SplitRaw(text, raw);
         var pieces = new List<Piece>();
@@ -231,6 +282,28 @@ public sealed class Tokenizer
             }
         }
         if (addSpecialTokens) _postProcessor?.Process(ids);
+    }
+
+    /// <summary>HF only sees UTF-8, where an unpaired UTF-16 surrogate can only arrive as U+FFFD; make that explicit.</summary>
+    private static string ReplaceLoneSurrogates(string text)
+    {
+        int i = 0;
+        for (; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (!char.IsSurrogate(c)) continue;
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { i++; continue; }
+            break;
+        }
+        if (i >= text.Length) return text;
+        var chars = text.ToCharArray();
+        for (int k = i; k < chars.Length; k++)
+        {
+            if (!char.IsSurrogate(chars[k])) continue;
+            if (char.IsHighSurrogate(chars[k]) && k + 1 < chars.Length && char.IsLowSurrogate(chars[k + 1])) { k++; continue; }
+            chars[k] = '\uFFFD';
+        }
+        return new string(chars);
     }
 
     // ---------------------------------------------------------------- decoding

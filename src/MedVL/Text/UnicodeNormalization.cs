@@ -47,6 +47,49 @@ public static class UnicodeNormalization
         return d;
     }
 
+    // Code points that may change under NFC (or, for the second set, NFKC) or affect a neighbour: decomposable, combining,
+    // or the second half of a composition (incl. Hangul V/T jamo). Text without any of them is already normalised.
+    private static readonly HashSet<int> NfcSensitive = BuildSensitive(compat: false);
+    private static readonly HashSet<int> NfkcSensitive = BuildSensitive(compat: true);
+
+    private static HashSet<int> BuildSensitive(bool compat)
+    {
+        // Composed forms are stable under NFC/NFKC: only a decomposable char that does not recompose to itself
+        // (singletons, composition exclusions) is sensitive; this is the NFC_QC != Yes set of UAX #15.
+        var set = new HashSet<int>(Ccc.Keys);
+        var comp = UnicodeNormalizationData.Compositions;
+        for (int i = 0; i < comp.Length; i += 3) set.Add(comp[i + 1]);
+        for (int v = VBase; v < VBase + VCount; v++) set.Add(v);
+        for (int t = TBase + 1; t < TBase + TCount; t++) set.Add(t);
+        foreach (var (cp, d) in CanonicalMap)
+        {
+            var list = new List<int>(d);
+            ComposeInPlace(list);
+            if (list.Count != 1 || list[0] != cp) set.Add(cp);
+        }
+        if (compat) set.UnionWith(CompatMap.Keys);
+        return set;
+    }
+
+    private static bool IsStable(string text, UnicodeNormalForm form)
+    {
+        if (form is UnicodeNormalForm.NFD or UnicodeNormalForm.NFKD)
+        {
+            foreach (var r in text.EnumerateRunes())
+            {
+                int cp = r.Value;
+                if (cp < 0xA0) continue;
+                if (Ccc.ContainsKey(cp) || CanonicalMap.ContainsKey(cp) || (uint)(cp - SBase) < SCount) return false;
+                if (form == UnicodeNormalForm.NFKD && CompatMap.ContainsKey(cp)) return false;
+            }
+            return true;
+        }
+        var sensitive = form == UnicodeNormalForm.NFC ? NfcSensitive : NfkcSensitive;
+        foreach (var r in text.EnumerateRunes())
+            if (r.Value >= 0xA0 && sensitive.Contains(r.Value)) return false;
+        return true;
+    }
+
     private static int CombiningClass(int cp) => cp < 0x300 ? 0 : Ccc.TryGetValue(cp, out byte c) ? c : 0;
 
     public static string Normalize(string text, UnicodeNormalForm form)
@@ -57,7 +100,7 @@ public static class UnicodeNormalization
         int threshold = form switch { UnicodeNormalForm.NFC => 0x300, UnicodeNormalForm.NFD => 0xC0, _ => 0xA0 };
         bool simple = true;
         foreach (char c in text) if (c >= threshold) { simple = false; break; }
-        if (simple) return text;
+        if (simple || IsStable(text, form)) return text;
 
         bool compat = form is UnicodeNormalForm.NFKC or UnicodeNormalForm.NFKD;
         var cps = new List<int>(text.Length + 8);

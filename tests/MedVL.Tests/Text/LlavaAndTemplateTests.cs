@@ -51,11 +51,54 @@ public class TokenizerApiTests
     public void Special_ids_from_tokenizer_config_qwen3()
     {
         var names = SpecialTokenNames.FromTokenizerConfig(Path.Combine(TokenizerFixtures.Dir, "qwen3.tokenizer_config.json"));
-        var tok = Tokenizer.FromFile(Path.Combine(TokenizerFixtures.Dir, "qwen3.tokenizer.json.gz"), names);
+        var tok = TokenizerFixtures.Load("qwen3").WithSpecialTokens(names);
         Assert.Null(tok.BosTokenId);
         Assert.Equal(151645, tok.EosTokenId); // <|im_end|>
         Assert.Equal(151643, tok.PadTokenId); // <|endoftext|>
         Assert.Equal(151669, tok.VocabSize);  // 151643 model entries + 26 added tokens
+    }
+
+    [Fact]
+    public void WithAddedTokens_assigns_ids_like_hf_and_splits_them_out()
+    {
+        var baseTok = TokenizerFixtures.Load("llama2");
+        // HealthGPT vocabulary extension (add_special_tokens_and_resize_model), here on a 32000-entry vocab.
+        var names = new List<string> { "<start_index>" };
+        names.AddRange(Enumerable.Range(0, 8192).Select(i => $"<idx_{i}>"));
+        names.Add("<end_index>");
+        names.Add("<pixel_newline>");
+        var tok = baseTok.WithAddedTokens(names);
+        Assert.Equal(32000, tok.TokenToId("<start_index>"));
+        Assert.Equal(32001 + 123, tok.TokenToId("<idx_123>"));
+        Assert.Equal(40194, tok.TokenToId("<pixel_newline>"));
+        Assert.Equal(32000 + 8195, tok.VocabSize);
+        Assert.Equal(1, tok.BosTokenId);
+        var ids = tok.Encode("Here is the CT.<start_index><idx_5><idx_8191><end_index>", addSpecialTokens: false);
+        Assert.Equal([32000, 32006, 40192, 40193], ids[^4..]);
+        Assert.Equal(baseTok.Encode("Here is the CT.", addSpecialTokens: false), ids[..^4]);
+        Assert.Equal("Here is the CT.", tok.Decode(ids, skipSpecialTokens: true));
+        // Re-adding known contents keeps their ids.
+        Assert.Equal(tok.TokenToId("<idx_7>"), tok.WithAddedTokens(["<idx_7>", "<s>"]).TokenToId("<idx_7>"));
+        Assert.Equal(1, tok.WithAddedTokens(["<s>"]).TokenToId("<s>"));
+    }
+
+    [Fact]
+    public void FromDirectory_reads_tokenizer_config()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "medvl-tok-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            using (var gz = new System.IO.Compression.GZipStream(File.OpenRead(Path.Combine(TokenizerFixtures.Dir, "llama2.tokenizer.json.gz")), System.IO.Compression.CompressionMode.Decompress))
+            using (var fs = File.Create(Path.Combine(dir, "tokenizer.json"))) gz.CopyTo(fs);
+            File.Copy(Path.Combine(TokenizerFixtures.Dir, "llama2.tokenizer_config.json"), Path.Combine(dir, "tokenizer_config.json"));
+            var tok = Tokenizer.FromDirectory(dir);
+            Assert.Equal(1, tok.BosTokenId);
+            Assert.Equal(2, tok.EosTokenId);
+            Assert.Null(tok.PadTokenId); // pad_token: null
+            Assert.Equal(TokenizerFixtures.Load("llama2").Encode("CT shows a 3.2 cm lesion"), tok.Encode("CT shows a 3.2 cm lesion"));
+        }
+        finally { Directory.Delete(dir, true); }
     }
 
     [Fact]
@@ -172,6 +215,28 @@ public class ConversationTemplateTests
     {
         Assert.Equal("<|system|>\nYou are a helpful AI assistant.<|end|>\n<|user|>\n<image>\n" + Q + "<|end|>\n<|assistant|>\n",
             ConversationTemplates.Get("phi3_instruct").RenderQuestion(Q));
+    }
+
+    [Fact]
+    public void Phi3_instruct_multi_turn_and_stop_ids()
+    {
+        var t = ConversationTemplates.Phi3Instruct;
+        string multi = t.Render([
+            new ChatTurn(ChatRole.User, Q, HasImage: true), new ChatTurn(ChatRole.Assistant, "CT."),
+            new ChatTurn(ChatRole.User, "Any lesion?"), new ChatTurn(ChatRole.Assistant, null)]);
+        Assert.Equal("<|system|>\nYou are a helpful AI assistant.<|end|>\n<|user|>\n<image>\n" + Q + "<|end|>\n<|assistant|>\nCT.<|end|>\n" +
+                     "<|user|>\nAny lesion?<|end|>\n<|assistant|>\n", multi);
+        Assert.Equal(["<|end|>", "<|endoftext|>", "<|assistant|>"], t.StopStrings);
+    }
+
+    [Fact]
+    public void Phi4_instruct_multi_turn()
+    {
+        string multi = ConversationTemplates.Phi4Instruct.Render([
+            new ChatTurn(ChatRole.User, Q, HasImage: true), new ChatTurn(ChatRole.Assistant, "MRI."),
+            new ChatTurn(ChatRole.User, "Sequence?"), new ChatTurn(ChatRole.Assistant, null)]);
+        Assert.EndsWith("<|im_start|>user<|im_sep|>\n<image>\n" + Q + "<|im_end|>\n<|im_start|>assistant<|im_sep|>\nMRI.<|im_end|>\n" +
+                        "<|im_start|>user<|im_sep|>\nSequence?<|im_end|>\n<|im_start|>assistant<|im_sep|>\n", multi);
     }
 
     [Fact]

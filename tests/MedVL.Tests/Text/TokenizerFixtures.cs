@@ -18,7 +18,7 @@ internal static class TokenizerFixtures
 
     public sealed record Case(string Text, int[] Ids, int[] IdsNoSpecial, string Decoded, string DecodedSkipSpecial);
 
-    public sealed record Expected(string Name, string Base, JsonObject Patch, List<Case> Cases);
+    public sealed record Expected(string Name, string Base, JsonObject Patch, List<Case> Cases, JsonObject? Synthetic = null);
 
     public static Expected ReadExpected(string variant)
     {
@@ -31,12 +31,16 @@ internal static class TokenizerFixtures
                 c["ids_no_special"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray(),
                 c["decoded"]!.GetValue<string>(), c["decoded_skip_special"]!.GetValue<string>()));
         }
-        return new Expected(root["name"]!.GetValue<string>(), root["base"]!.GetValue<string>(), root["patch"]!.AsObject(), cases);
+        return new Expected(root["name"]!.GetValue<string>(), root["base"]!.GetValue<string>(), root["patch"]!.AsObject(), cases,
+            root["tokenizer"]?.AsObject());
     }
 
     /// <summary>The tokenizer for a variant: the base file with the same patch the generator applied.</summary>
     public static Tokenizer ForVariant(Expected e)
     {
+        if (e.Synthetic != null)
+            return Cache.GetOrAdd("synthetic:" + e.Name, _ => new Lazy<Tokenizer>(() =>
+                Tokenizer.FromJson(JsonSerializer.SerializeToUtf8Bytes(e.Synthetic), e.Name))).Value;
         if (e.Patch.Count == 0) return Load(e.Base);
         return Cache.GetOrAdd("variant:" + e.Name, _ => new Lazy<Tokenizer>(() =>
         {
