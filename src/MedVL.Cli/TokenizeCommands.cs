@@ -15,18 +15,10 @@ internal static class TokenizeCommands
         var cmd = new Command("tokenize", "Print the token ids of a text as a JSON array") { model, text, noSpecial };
         cmd.SetAction(r =>
         {
-            var tok = LoadTokenizer(r.GetValue(model)!.FullName);
+            var tok = Tokenizer.FromDirectory(r.GetValue(model)!.FullName);
             Console.WriteLine(JsonSerializer.Serialize(tok.Encode(r.GetValue(text)!, addSpecialTokens: !r.GetValue(noSpecial))));
             return 0;
         });
         return cmd;
-    }
-
-    public static Tokenizer LoadTokenizer(string dir)
-    {
-        string? path = new[] { "tokenizer.json", "tokenizer.json.gz" }.Select(f => Path.Combine(dir, f)).FirstOrDefault(File.Exists);
-        if (path is null) throw new FileNotFoundException($"{dir}: no tokenizer.json (or tokenizer.json.gz) in the model folder");
-        var config = Path.Combine(dir, "tokenizer_config.json");
-        return Tokenizer.FromFile(path, File.Exists(config) ? SpecialTokenNames.FromTokenizerConfig(config) : null);
     }
 }

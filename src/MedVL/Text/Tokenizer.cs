@@ -215,7 +215,9 @@ public sealed class Tokenizer
     /// </summary>
     public static Tokenizer FromDirectory(string directory, TokenizerLimits? limits = null)
     {
+        // tokenizer.json, or a gzipped copy (FromFile detects gzip by its magic bytes)
         string json = Path.Combine(directory, "tokenizer.json");
+        if (!File.Exists(json) && File.Exists(json + ".gz")) json += ".gz";
         string config = Path.Combine(directory, "tokenizer_config.json");
         var names = File.Exists(config) ? SpecialTokenNames.FromTokenizerConfig(config) : null;
         return FromFile(json, names, limits);
