@@ -172,10 +172,17 @@ public static class Npy
     /// <summary>Reads every array of an .npz (a zip of .npy files, stored or deflated); keys drop the ".npy" suffix as numpy does.</summary>
     public static Dictionary<string, NpyArray> ReadNpz(string path)
     {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        return ReadNpz(fs, path);
+    }
+
+    /// <summary>Reads an .npz from a seekable stream; <paramref name="path"/> names it in errors.</summary>
+    public static Dictionary<string, NpyArray> ReadNpz(Stream stream, string path)
+    {
         var result = new Dictionary<string, NpyArray>(StringComparer.Ordinal);
         try
         {
-            using var zip = ZipFile.OpenRead(path);
+            using var zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true);
             foreach (var e in zip.Entries)
             {
                 if (e.FullName.EndsWith('/')) continue;

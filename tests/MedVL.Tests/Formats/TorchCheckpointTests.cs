@@ -162,6 +162,38 @@ public class TorchCheckpointTests
         Assert.Contains(fragment, e.Message);
     }
 
+    [Theory]
+    [InlineData("torch.storage", "_load_from_bytes")]
+    [InlineData("builtins", "getattr")]
+    [InlineData("__builtin__", "eval")]
+    [InlineData("subprocess", "Popen")]
+    [InlineData("torch", "load")]
+    public void GlobalsOutsideTheAllowListAreRejectedByName(string module, string name)
+    {
+        // GLOBAL 'module\nname\n', EMPTY_TUPLE, REDUCE, STOP
+        var p = new List<byte> { 0x80, 2, 0x63 };
+        p.AddRange(System.Text.Encoding.ASCII.GetBytes($"{module}\n{name}\n"));
+        p.AddRange([0x29, 0x52, 0x2e]);
+        var e = Assert.Throws<UnsafePickleException>(() => SafePickle.Load(p.ToArray(), "g.pkl"));
+        Assert.Equal(module == "__builtin__" ? $"builtins.{name}" : $"{module}.{name}", e.GlobalName);
+        Assert.Contains("g.pkl", e.Message);
+    }
+
+    [Fact]
+    public void AllowedGlobalsCannotBeMisused()
+    {
+        // torch.FloatStorage is allowed as a storage-type marker only: calling it is refused.
+        var p = new List<byte> { 0x80, 2, 0x63 };
+        p.AddRange("torch\nFloatStorage\n"u8.ToArray());
+        p.AddRange([0x29, 0x52, 0x2e]);
+        var e = Assert.Throws<InvalidCheckpointException>(() => SafePickle.Load(p.ToArray(), "s.pkl"));
+        Assert.Contains("cannot be called", e.Message);
+        // Unknown torch storage types are unsupported, not silently mapped.
+        p = [0x80, 2, 0x63, .. "torch\nComplexFloatStorage\n"u8.ToArray(), 0x2e];
+        e = Assert.Throws<InvalidCheckpointException>(() => SafePickle.Load(p.ToArray(), "s.pkl"));
+        Assert.Contains("unsupported storage type torch.ComplexFloatStorage", e.Message);
+    }
+
     [Fact]
     public void DeeplyNestedMarksAreBounded()
     {
