@@ -64,6 +64,19 @@ torch.save(nested, os.path.join(OUT, "nested_legacy.pt"), _use_new_zipfile_seria
 dump_expected("nested", {"state_dict.weight": sd["weight"], "state_dict.bias": sd["bias"],
                          "history.0": nested["history"][0], "history.1": nested["history"][1]})
 
+# --- a sharded pytorch_model.bin checkpoint (as Med-MoE ships): one zip shard, one legacy shard, and the index ---
+shd = os.path.join(OUT, "sharded_bin")
+os.makedirs(shd, exist_ok=True)
+s1 = collections.OrderedDict([("model.layers.0.w", torch.randn(2, 3, generator=g)), ("model.layers.0.b", torch.randn(3, generator=g).half())])
+s2 = collections.OrderedDict([("lm_head.weight", torch.randn(4, 2, generator=g).to(torch.bfloat16))])
+torch.save(s1, os.path.join(shd, "pytorch_model-00001-of-00002.bin"))
+torch.save(s2, os.path.join(shd, "pytorch_model-00002-of-00002.bin"), _use_new_zipfile_serialization=False)
+with open(os.path.join(shd, "pytorch_model.bin.index.json"), "w") as f:
+    json.dump({"metadata": {"total_size": 12 * 4 + 3 * 2 + 8 * 2},
+               "weight_map": {"model.layers.0.w": "pytorch_model-00001-of-00002.bin", "model.layers.0.b": "pytorch_model-00001-of-00002.bin",
+                              "lm_head.weight": "pytorch_model-00002-of-00002.bin"}}, f, indent=2)
+dump_expected("sharded", {**s1, **s2})
+
 # --- malicious pickles, produced by Python's pickle from objects whose __reduce__ calls dangerous functions ---
 MARK = "/tmp/medvl_pickle_pwned"
 

@@ -13,7 +13,7 @@ namespace MedVL.Formats;
 /// storage as an int64 element count and raw bytes). Both are memory-mapped; storage records stored uncompressed are
 /// exposed zero-copy. The pickle is run by MedVL's restricted unpickler (see <see cref="UnsafePickleException"/>).
 /// </summary>
-public sealed class TorchCheckpoint : IDisposable
+public sealed class TorchCheckpoint : ITensorSource
 {
     /// <summary>torch.serialization.MAGIC_NUMBER of the legacy format.</summary>
     private static readonly BigInteger LegacyMagic = BigInteger.Parse("119547037146038801333356");
@@ -46,6 +46,8 @@ public sealed class TorchCheckpoint : IDisposable
         Tensors = Flatten(root, path);
         StateDict = Flatten(Unwrap(root), path);
     }
+
+    IReadOnlyDictionary<string, TensorEntry> ITensorSource.Tensors => StateDict;
 
     public void Dispose() => _map.Dispose();
 
