@@ -11,9 +11,12 @@ public readonly record struct SafetensorsTensor(string Name, DType DType, int[] 
     public static SafetensorsTensor FromFloat32(string name, float[] data, int[] shape) =>
         new(name, DType.F32, shape, MemoryMarshal.AsBytes(data.AsSpan()).ToArray());
 
-    /// <summary>Copies a checkpoint entry (gathers non-contiguous views into C order).</summary>
+    /// <summary>
+    /// A checkpoint entry to write: contiguous tensors are passed through without copying (their source must stay open
+    /// until the write returns), non-contiguous views are gathered into C order.
+    /// </summary>
     public static SafetensorsTensor From(TensorEntry e) =>
-        new(e.Name, e.DType, (int[])e.Shape.Clone(), e.IsContiguous ? e.DataMemory.ToArray() : e.ToContiguousBytes());
+        new(e.Name, e.DType, (int[])e.Shape.Clone(), e.IsContiguous ? e.DataMemory : e.ToContiguousBytes());
 }
 
 /// <summary>

@@ -44,6 +44,8 @@ internal sealed class Unpickler
     public const int MaxMarkDepth = 1 << 12;
     public const int MaxLineLength = 1024;
     public const int MaxLongBytes = 64;
+    /// <summary>Total items that may be placed into lists, dicts and sets over one load.</summary>
+    public const long MaxContainerElements = 1L << 26;
 
     private readonly ReadOnlyMemory<byte> _data;
     private readonly string _path;
@@ -52,6 +54,7 @@ internal sealed class Unpickler
     private List<object?> _stack = new();
     private readonly Stack<List<object?>> _marks = new();
     private int _pos;
+    private long _elements;
 
     public int Position => _pos;
 
@@ -134,10 +137,10 @@ internal sealed class Unpickler
                 case 0x7d: Push(new PickleDict()); break;                                          // EMPTY_DICT
                 case 0x64: { var items = PopMark(); var d = new PickleDict(); SetItems(d, items); Push(d); break; } // DICT
                 case 0x8f: Push(new PickleSet(new List<object?>())); break;                        // EMPTY_SET
-                case 0x90: { var items = PopMark(); if (Peek() is not PickleSet s) throw Bad("ADDITEMS target is not a set"); s.Items.AddRange(items); break; }
+                case 0x90: { var items = PopMark(); if (Peek() is not PickleSet s) throw Bad("ADDITEMS target is not a set"); Count(items.Count); s.Items.AddRange(items); break; }
                 case 0x91: Push(new PickleSet(PopMark())); break;                                  // FROZENSET
-                case 0x61: { var v = Pop(); AsList(Peek(), "APPEND").Add(v); break; }              // APPEND
-                case 0x65: { var items = PopMark(); AsList(Peek(), "APPENDS").AddRange(items); break; } // APPENDS
+                case 0x61: { var v = Pop(); Count(1); AsList(Peek(), "APPEND").Add(v); break; }    // APPEND
+                case 0x65: { var items = PopMark(); Count(items.Count); AsList(Peek(), "APPENDS").AddRange(items); break; } // APPENDS
                 case 0x73: { var v = Pop(); var k = Pop(); SetItem(Peek(), k, v); break; }         // SETITEM
                 case 0x75: { var items = PopMark(); var d = Peek(); SetItems(d, items); break; }   // SETITEMS
                 case 0x71: MemoPut(ReadByte()); break;                                             // BINPUT
@@ -303,8 +306,15 @@ internal sealed class Unpickler
 
     private List<object?> AsList(object? o, string op) => o as List<object?> ?? throw Bad($"{op} target is {Describe(o)}, not a list");
 
+    private void Count(long n)
+    {
+        _elements += n;
+        if (_elements > MaxContainerElements) throw Bad($"containers hold more than {MaxContainerElements} items in total");
+    }
+
     private void SetItem(object? target, object? key, object? value)
     {
+        Count(1);
         if (target is not PickleDict d) throw Bad($"SETITEM target is {Describe(target)}, not a dict");
         if (key is null or List<object?> or PickleDict or PickleSet or PickledTensor or StorageRef)
             throw Bad($"unhashable or unsupported dict key {Describe(key)}");
