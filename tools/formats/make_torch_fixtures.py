@@ -64,6 +64,13 @@ torch.save(nested, os.path.join(OUT, "nested_legacy.pt"), _use_new_zipfile_seria
 dump_expected("nested", {"state_dict.weight": sd["weight"], "state_dict.bias": sd["bias"],
                          "history.0": nested["history"][0], "history.1": nested["history"][1]})
 
+# --- a bare tensor as the root object, and a protocol-4 save (FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL) ---
+single = torch.randn(3, 4, generator=g)[:, 1:]    # non-contiguous root tensor with a storage offset
+torch.save(single, os.path.join(OUT, "single_tensor.pt"))
+torch.save(state, os.path.join(OUT, "state_zip_p4.pt"), pickle_protocol=4)
+torch.save(state, os.path.join(OUT, "state_legacy_p4.pt"), pickle_protocol=4, _use_new_zipfile_serialization=False)
+dump_expected("single", {"root": single})
+
 # --- a sharded pytorch_model.bin checkpoint (as Med-MoE ships): one zip shard, one legacy shard, and the index ---
 shd = os.path.join(OUT, "sharded_bin")
 os.makedirs(shd, exist_ok=True)

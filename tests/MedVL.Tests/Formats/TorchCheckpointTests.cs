@@ -21,11 +21,13 @@ public class TorchCheckpointTests
     [Theory]
     [InlineData("state_zip.pt", true)]
     [InlineData("state_legacy.pt", false)]
+    [InlineData("state_zip_p4.pt", true)]
+    [InlineData("state_legacy_p4.pt", false)]
     public void ReadsEveryTensorOfATorchSaveStateDict(string file, bool zip)
     {
         using var ck = TorchCheckpoint.Open(Torch(file), verifyChecksums: true);
         Assert.Equal(zip, ck.IsZipFormat);
-        if (zip) Assert.Equal("state_zip", ck.ArchiveName); // torch 1.13 names the folder after the file stem
+        if (zip) Assert.Equal(Path.GetFileNameWithoutExtension(file), ck.ArchiveName); // torch 1.13 names the folder after the file stem
         string[] names = ["encoder.weight", "encoder.bias", "half", "bf16", "f64", "ids", "i32", "u8", "i8", "mask",
                           "scalar", "empty", "base", "transposed", "row2", "strided", "big"];
         Assert.Equal(names, ck.StateDict.Keys); // state_dict order preserved
@@ -50,6 +52,18 @@ public class TorchCheckpointTests
         // Stored records (both layouts) are exposed straight from the mapping.
         Assert.True(sd["big"].IsMemoryMapped);
         Assert.True(sd["big"].Data.SequenceEqual(sd["big"].StorageBytes));
+    }
+
+    [Fact]
+    public void ABareTensorIsTheRoot()
+    {
+        using var ck = TorchCheckpoint.Open(Torch("single_tensor.pt"));
+        var t = Assert.IsType<TensorEntry>(ck.Root);
+        Assert.False(t.IsContiguous);
+        Assert.Equal(1, t.StorageOffset);
+        AssertMatchesNumpy(t, "single__root.npy");
+        Assert.Same(t, Assert.Single(ck.Tensors).Value);
+        Assert.Equal("", ck.Tensors.Keys.Single());
     }
 
     [Fact]
