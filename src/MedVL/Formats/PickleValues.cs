@@ -7,7 +7,17 @@ public sealed class PickleTuple : IReadOnlyList<object?>, IEquatable<PickleTuple
 {
     internal readonly object?[] Items;
     public static readonly PickleTuple Empty = new([]);
-    public PickleTuple(object?[] items) { Items = items; }
+
+    /// <summary>Tuple-in-tuple nesting (Equals and ToString recurse through it, so the unpickler bounds it).</summary>
+    public int Depth { get; }
+
+    public PickleTuple(object?[] items)
+    {
+        Items = items;
+        int d = 0;
+        foreach (var x in items) if (x is PickleTuple t && t.Depth > d) d = t.Depth;
+        Depth = d + 1;
+    }
     public object? this[int index] => Items[index];
     public int Count => Items.Length;
     public IEnumerator<object?> GetEnumerator() => ((IEnumerable<object?>)Items).GetEnumerator();
@@ -21,7 +31,21 @@ public sealed class PickleTuple : IReadOnlyList<object?>, IEquatable<PickleTuple
         foreach (var x in Items) h.Add(x is PickleTuple ? 0 : x); // nested tuples: shallow hash keeps it bounded
         return h.ToHashCode();
     }
-    public override string ToString() => "(" + string.Join(", ", Items.Select(x => x?.ToString() ?? "None")) + (Items.Length == 1 ? ",)" : ")");
+    /// <summary>A short rendering for error messages: at most 3 levels and 8 items per level.</summary>
+    public override string ToString() => Format(3);
+
+    private string Format(int levels)
+    {
+        if (levels == 0) return "(...)";
+        var parts = Items.Take(8).Select(x => x switch
+        {
+            null => "None",
+            PickleTuple t => t.Format(levels - 1),
+            string s => "'" + (s.Length > 40 ? s[..40] + "..." : s) + "'",
+            _ => x.ToString() ?? "",
+        });
+        return "(" + string.Join(", ", parts) + (Items.Length > 8 ? ", ...)" : Items.Length == 1 ? ",)" : ")");
+    }
 }
 
 /// <summary>A Python dict or collections.OrderedDict from a pickle; insertion order is preserved.</summary>

@@ -44,6 +44,7 @@ internal sealed class Unpickler
     public const int MaxMarkDepth = 1 << 12;
     public const int MaxLineLength = 1024;
     public const int MaxLongBytes = 64;
+    public const int MaxTupleNesting = 256;
     /// <summary>Total items that may be placed into lists, dicts and sets over one load.</summary>
     public const long MaxContainerElements = 1L << 26;
 
@@ -128,10 +129,10 @@ internal sealed class Unpickler
                 case 0x8e: Push(Take(ReadLength(ReadU64())).ToArray()); break;                     // BINBYTES8
                 case 0x96: Push(Take(ReadLength(ReadU64())).ToArray()); break;                     // BYTEARRAY8
                 case 0x29: Push(PickleTuple.Empty); break;                                         // EMPTY_TUPLE
-                case 0x85: { var a = Pop(); Push(new PickleTuple([a])); break; }                   // TUPLE1
-                case 0x86: { var b = Pop(); var a = Pop(); Push(new PickleTuple([a, b])); break; } // TUPLE2
-                case 0x87: { var c = Pop(); var b = Pop(); var a = Pop(); Push(new PickleTuple([a, b, c])); break; } // TUPLE3
-                case 0x74: Push(new PickleTuple(PopMark().ToArray())); break;                      // TUPLE
+                case 0x85: { var a = Pop(); Push(Tuple([a])); break; }                   // TUPLE1
+                case 0x86: { var b = Pop(); var a = Pop(); Push(Tuple([a, b])); break; } // TUPLE2
+                case 0x87: { var c = Pop(); var b = Pop(); var a = Pop(); Push(Tuple([a, b, c])); break; } // TUPLE3
+                case 0x74: Push(Tuple(PopMark().ToArray())); break;                      // TUPLE
                 case 0x5d: Push(new List<object?>()); break;                                       // EMPTY_LIST
                 case 0x6c: Push(PopMark()); break;                                                 // LIST
                 case 0x7d: Push(new PickleDict()); break;                                          // EMPTY_DICT
@@ -305,6 +306,13 @@ internal sealed class Unpickler
 
 
     private List<object?> AsList(object? o, string op) => o as List<object?> ?? throw Bad($"{op} target is {Describe(o)}, not a list");
+
+    private PickleTuple Tuple(object?[] items)
+    {
+        var t = new PickleTuple(items);
+        if (t.Depth > MaxTupleNesting) throw Bad($"tuples nest deeper than {MaxTupleNesting} levels");
+        return t;
+    }
 
     private void Count(long n)
     {

@@ -218,6 +218,19 @@ public class TorchCheckpointTests
     }
 
     [Fact]
+    public void DeeplyNestedTuplesAreBoundedAndMessagesStayShort()
+    {
+        // ')' then 1,000,000 x TUPLE1: Equals/ToString on such a value would otherwise recurse a million levels.
+        var p = new List<byte> { 0x80, 2, 0x29 };
+        p.AddRange(Enumerable.Repeat((byte)0x85, 1_000_000));
+        p.Add(0x2e);
+        var e = Assert.Throws<InvalidCheckpointException>(() => SafePickle.Load(p.ToArray(), "t.pkl"));
+        Assert.Contains("tuples nest deeper", e.Message);
+        var wide = new PickleTuple(Enumerable.Range(0, 10_000).Select(i => (object?)(long)i).ToArray());
+        Assert.True(wide.ToString().Length < 100);
+    }
+
+    [Fact]
     public void RejectsNonCheckpoints()
     {
         var e = Assert.Throws<InvalidCheckpointException>(() => TorchCheckpoint.Open(FormatFixtures.File("st_basic.safetensors")));
