@@ -113,5 +113,51 @@ with open(os.path.join(OUT, "evil_legacy.pt"), "wb") as f:
     pickle.dump({"w": BuiltinsEval()}, f, protocol=2)
     pickle.dump([], f, protocol=2)
 
+# --- tensors carrying Python attributes (torch 1.13 drops them for Parameter and plain Tensor; torch 2.x would emit
+#     _rebuild_parameter_with_state / _rebuild_from_type_v2, which the loader also accepts) ---
+gs = torch.Generator().manual_seed(99)
+pw = torch.nn.Parameter(torch.randn(2, 2, generator=gs)); pw.note = "lora"
+tw = torch.randn(3, generator=gs); tw.tag = 7
+stateful = {"param": pw, "tensor": tw}
+torch.save(stateful, os.path.join(OUT, "stateful.pt"))
+dump_expected("stateful", stateful)
+
+# --- the torch 2.x spellings, emulated with pickle's own machinery (torch 1.13 cannot emit them): folder "archive",
+#     _rebuild_from_type_v2(_rebuild_tensor_v2, torch.Tensor, args, state) for a tensor with attributes, and
+#     _rebuild_parameter_with_state(data, requires_grad, hooks, state) for a Parameter with attributes. ---
+import io
+class _Storage:  # stands for a storage; becomes the persistent id torch writes
+    def __init__(self, key, n): self.key, self.n = key, n
+class _Tensor:
+    def __init__(self, st, size, stride): self.args = (st, 0, size, stride, False, collections.OrderedDict())
+    def __reduce__(self):
+        return (torch._tensor._rebuild_from_type_v2, (torch._utils._rebuild_tensor_v2, torch.Tensor, self.args, {"tag": 7}))
+class _PlainT(_Tensor):
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor_v2, self.args)
+class _Param:
+    def __init__(self, t): self.t = t
+    def __reduce__(self):
+        return (torch._utils._rebuild_parameter_with_state, (self.t, True, collections.OrderedDict(), {"note": "lora"}))
+if not hasattr(torch._utils, "_rebuild_parameter_with_state"):  # added in torch 2.0; pickle only needs the name
+    def _rebuild_parameter_with_state(*a): raise RuntimeError("stub")
+    _rebuild_parameter_with_state.__module__ = "torch._utils"
+    torch._utils._rebuild_parameter_with_state = _rebuild_parameter_with_state
+class _Pickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        return ("storage", torch.FloatStorage, obj.key, "cpu", obj.n) if isinstance(obj, _Storage) else None
+v0 = np.arange(6, dtype="<f4") / 3; v1 = np.array([5, -6], dtype="<f4")
+obj = collections.OrderedDict(t=_Tensor(_Storage("0", 6), (2, 3), (3, 1)), p=_Param(_PlainT(_Storage("1", 2), (2,), (1,))))
+buf = io.BytesIO(); _Pickler(buf, protocol=2).dump(obj)
+with zipfile.ZipFile(os.path.join(OUT, "torch2_style.pt"), "w", zipfile.ZIP_STORED) as z:
+    z.writestr("archive/data.pkl", buf.getvalue())
+    z.writestr("archive/byteorder", "little")
+    z.writestr("archive/data/0", v0.tobytes())
+    z.writestr("archive/data/1", v1.tobytes())
+    z.writestr("archive/version", "3\n")
+    z.writestr("archive/.data/serialization_id", "0123456789")
+np.save(os.path.join(OUT, "expected", "torch2__t.npy"), v0.reshape(2, 3))
+np.save(os.path.join(OUT, "expected", "torch2__p.npy"), v1)
+
 assert not os.path.exists(MARK)
 print("wrote", sorted(os.listdir(OUT)))

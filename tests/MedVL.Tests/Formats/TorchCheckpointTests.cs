@@ -55,6 +55,28 @@ public class TorchCheckpointTests
     }
 
     [Fact]
+    public void TensorsWithPythonAttributesLoad()
+    {
+        using var ck = TorchCheckpoint.Open(Torch("stateful.pt"));
+        Assert.True(ck.StateDict["param"].IsParameter);
+        AssertMatchesNumpy(ck.StateDict["param"], "stateful__param.npy");
+        AssertMatchesNumpy(ck.StateDict["tensor"], "stateful__tensor.npy");
+    }
+
+    /// <summary>torch 2.x spellings, emulated by the fixture tool with pickle itself (torch 1.13 cannot write them).</summary>
+    [Fact]
+    public void Torch2RebuildFromTypeAndParameterWithState()
+    {
+        using var ck = TorchCheckpoint.Open(Torch("torch2_style.pt"), verifyChecksums: true);
+        Assert.Equal("archive", ck.ArchiveName);
+        AssertMatchesNumpy(ck.StateDict["t"], "torch2__t.npy");
+        AssertMatchesNumpy(ck.StateDict["p"], "torch2__p.npy");
+        Assert.True(ck.StateDict["p"].IsParameter);
+        Assert.True(ck.StateDict["p"].RequiresGrad);
+        Assert.False(ck.StateDict["t"].IsParameter);
+    }
+
+    [Fact]
     public void ABareTensorIsTheRoot()
     {
         using var ck = TorchCheckpoint.Open(Torch("single_tensor.pt"));
