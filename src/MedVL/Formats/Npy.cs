@@ -160,8 +160,9 @@ public static class Npy
         if (count > Array.MaxLength) throw new InvalidCheckpointException(name, $"array of {count} bytes is too large to read into memory");
         if (stream.CanSeek && count > stream.Length - stream.Position)
             throw new InvalidCheckpointException(name, $"shape ({string.Join(", ", shape)}) with descr '{descr}' needs {count} data bytes but only {stream.Length - stream.Position} remain");
-        var data = new byte[count];
-        ReadExactly(stream, data, name, "array data");
+        byte[] data;
+        if (stream.CanSeek || count <= 1 << 24) { data = new byte[count]; ReadExactly(stream, data, name, "array data"); }
+        else data = ReadGrowing(stream, count, name); // unknown length: don't trust the header with a huge allocation up front
         int es = dtype.SizeOf();
         if (bigEndian && es > 1)
             for (int i = 0; i < data.Length; i += es) data.AsSpan(i, es).Reverse();
@@ -172,10 +173,17 @@ public static class Npy
     /// <summary>Reads every array of an .npz (a zip of .npy files, stored or deflated); keys drop the ".npy" suffix as numpy does.</summary>
     public static Dictionary<string, NpyArray> ReadNpz(string path)
     {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        return ReadNpz(fs, path);
+    }
+
+    /// <summary>Reads an .npz from a seekable stream; <paramref name="path"/> names it in errors.</summary>
+    public static Dictionary<string, NpyArray> ReadNpz(Stream stream, string path)
+    {
         var result = new Dictionary<string, NpyArray>(StringComparer.Ordinal);
         try
         {
-            using var zip = ZipFile.OpenRead(path);
+            using var zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true);
             foreach (var e in zip.Entries)
             {
                 if (e.FullName.EndsWith('/')) continue;
@@ -204,6 +212,19 @@ public static class Npy
             if (total > declared) throw new InvalidCheckpointException(path, $"entry '{entry}' inflates past its declared size {declared}");
             ms.Write(buf, 0, n);
         }
+    }
+
+    private static byte[] ReadGrowing(Stream s, long count, string name)
+    {
+        var ms = new MemoryStream();
+        var buf = new byte[1 << 20];
+        while (ms.Length < count)
+        {
+            int n = s.Read(buf, 0, (int)Math.Min(buf.Length, count - ms.Length));
+            if (n == 0) throw new InvalidCheckpointException(name, "file is truncated while reading the array data");
+            ms.Write(buf, 0, n);
+        }
+        return ms.ToArray();
     }
 
     private static void ReadExactly(Stream s, Span<byte> dst, string name, string what)

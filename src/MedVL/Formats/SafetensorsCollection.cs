@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace MedVL.Formats;
 
 /// <summary>
@@ -7,10 +5,8 @@ namespace MedVL.Formats;
 /// (Hugging Face's <c>{"metadata": {...}, "weight_map": {tensor: shard file}}</c>) whose shards are all mapped and
 /// presented as one name → tensor view. Every weight_map entry is checked at open: the shard must exist and contain it.
 /// </summary>
-public sealed class SafetensorsCollection : IDisposable
+public sealed class SafetensorsCollection : ITensorSource
 {
-    public const long MaxIndexSize = 64L << 20;
-
     private readonly List<SafetensorsFile> _shards;
     private readonly Dictionary<string, TensorEntry> _tensors;
 
@@ -53,35 +49,7 @@ public sealed class SafetensorsCollection : IDisposable
 
     private static SafetensorsCollection OpenIndex(string indexPath)
     {
-        var info = new FileInfo(indexPath);
-        if (!info.Exists) throw new FileNotFoundException($"{indexPath}: index file not found", indexPath);
-        if (info.Length > MaxIndexSize) throw new InvalidCheckpointException(indexPath, $"index is {info.Length} bytes (limit {MaxIndexSize})");
-        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-        var weightMap = new List<(string Tensor, string Shard)>();
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath), new JsonDocumentOptions { MaxDepth = 16 });
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidCheckpointException(indexPath, "index must be a JSON object");
-            if (doc.RootElement.TryGetProperty("metadata", out var md) && md.ValueKind == JsonValueKind.Object)
-                foreach (var p in md.EnumerateObject())
-                    metadata[p.Name] = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : p.Value.GetRawText();
-            if (!doc.RootElement.TryGetProperty("weight_map", out var wm) || wm.ValueKind != JsonValueKind.Object)
-                throw new InvalidCheckpointException(indexPath, "missing 'weight_map' object (tensor name → shard file name)");
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var p in wm.EnumerateObject())
-            {
-                if (p.Value.ValueKind != JsonValueKind.String)
-                    throw new InvalidCheckpointException(indexPath, $"weight_map['{p.Name}'] must be a shard file name string");
-                if (!seen.Add(p.Name)) throw new InvalidCheckpointException(indexPath, $"duplicate tensor '{p.Name}' in weight_map");
-                weightMap.Add((p.Name, p.Value.GetString()!));
-            }
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidCheckpointException(indexPath, $"index is not valid JSON: {e.Message}", e);
-        }
-
-        string dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(indexPath))!;
+        var (metadata, weightMap) = ShardIndex.Load(indexPath);
         var shardByName = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
         var shards = new List<SafetensorsFile>();
         var tensors = new Dictionary<string, TensorEntry>(weightMap.Count, StringComparer.Ordinal);
@@ -91,13 +59,7 @@ public sealed class SafetensorsCollection : IDisposable
             {
                 if (!shardByName.TryGetValue(shard, out var file))
                 {
-                    // Shard names are plain file names next to the index; anything else could escape the directory.
-                    if (shard.Length == 0 || shard != System.IO.Path.GetFileName(shard) || shard == "." || shard == "..")
-                        throw new InvalidCheckpointException(indexPath, $"weight_map['{tensor}'] = '{shard}' is not a plain file name in the index's directory");
-                    string shardPath = System.IO.Path.Combine(dir, shard);
-                    if (!File.Exists(shardPath))
-                        throw new InvalidCheckpointException(indexPath, $"shard '{shard}' (holding '{tensor}') is missing: expected {shardPath}");
-                    file = SafetensorsFile.Open(shardPath);
+                    file = SafetensorsFile.Open(ShardIndex.ShardPath(indexPath, tensor, shard));
                     shards.Add(file);
                     shardByName.Add(shard, file);
                 }

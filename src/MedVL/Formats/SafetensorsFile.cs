@@ -13,7 +13,7 @@ namespace MedVL.Formats;
 /// buffer exactly (no holes, no overlaps, and the last one ends at end of file); byte length = numel × dtype size.
 /// Tensor data is never copied at open: <see cref="TensorEntry.Data"/> is a span into the mapping.
 /// </summary>
-public sealed class SafetensorsFile : IDisposable
+public sealed class SafetensorsFile : ITensorSource
 {
     public const long MaxHeaderSize = 100_000_000;
 

@@ -8,12 +8,33 @@ namespace MedVL.Formats;
 /// <summary>One tensor to write: C-order little-endian bytes plus dtype and shape.</summary>
 public readonly record struct SafetensorsTensor(string Name, DType DType, int[] Shape, ReadOnlyMemory<byte> Data)
 {
+    /// <summary>Wraps a float array without copying (it must not change until the write returns).</summary>
     public static SafetensorsTensor FromFloat32(string name, float[] data, int[] shape) =>
-        new(name, DType.F32, shape, MemoryMarshal.AsBytes(data.AsSpan()).ToArray());
+        new(name, DType.F32, shape, new ByteView<float>(data).Memory);
 
-    /// <summary>Copies a checkpoint entry (gathers non-contiguous views into C order).</summary>
+    /// <summary>Raw element storage (e.g. bf16 bits as ushort) of any dtype, without copying.</summary>
+    public static SafetensorsTensor FromArray<T>(string name, DType dtype, T[] data, int[] shape) where T : unmanaged =>
+        new(name, dtype, shape, new ByteView<T>(data).Memory);
+
+    /// <summary>
+    /// A checkpoint entry to write: contiguous tensors are passed through without copying (their source must stay open
+    /// until the write returns), non-contiguous views are gathered into C order.
+    /// </summary>
     public static SafetensorsTensor From(TensorEntry e) =>
-        new(e.Name, e.DType, (int[])e.Shape.Clone(), e.IsContiguous ? e.DataMemory.ToArray() : e.ToContiguousBytes());
+        new(e.Name, e.DType, (int[])e.Shape.Clone(), e.IsContiguous ? e.DataMemory : e.ToContiguousBytes());
+}
+
+/// <summary>Presents a T[] as bytes (little-endian host) so arrays travel as ReadOnlyMemory&lt;byte&gt; without a copy.</summary>
+internal sealed class ByteView<T>(T[] array) : System.Buffers.MemoryManager<byte> where T : unmanaged
+{
+    public override Span<byte> GetSpan() => MemoryMarshal.AsBytes(array.AsSpan());
+    public override unsafe System.Buffers.MemoryHandle Pin(int elementIndex = 0)
+    {
+        var h = System.Runtime.InteropServices.GCHandle.Alloc(array, System.Runtime.InteropServices.GCHandleType.Pinned);
+        return new System.Buffers.MemoryHandle((byte*)h.AddrOfPinnedObject() + elementIndex, h, this);
+    }
+    public override void Unpin() { }
+    protected override void Dispose(bool disposing) { }
 }
 
 /// <summary>

@@ -81,6 +81,10 @@ public sealed class TensorEntry
         IsContiguous = ComputeContiguous(shape, strides);
     }
 
+    /// <summary>The same view under another name (a tensor reachable by two paths of a checkpoint).</summary>
+    internal TensorEntry WithName(string name) =>
+        new(name, DType, Shape, Strides, StorageOffset, _storage, _owner, SourcePath, StorageKey) { IsParameter = IsParameter, RequiresGrad = RequiresGrad };
+
     /// <summary>C-order (row-major) strides for a shape.</summary>
     public static long[] ContiguousStrides(ReadOnlySpan<int> shape)
     {

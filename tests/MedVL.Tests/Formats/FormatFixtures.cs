@@ -49,7 +49,9 @@ internal static class FormatFixtures
 
     public static string TempDir()
     {
-        string d = Path.Combine(Path.GetTempPath(), "medvl-formats-" + Guid.NewGuid().ToString("N"));
+        // tmpfs when available: the fuzz tests create thousands of small files.
+        string root = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
+        string d = Path.Combine(root, "medvl-formats-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(d);
         return d;
     }

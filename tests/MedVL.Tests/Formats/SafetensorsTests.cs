@@ -94,9 +94,15 @@ public class SafetensorsTests
             var bf = new ushort[7];
             FloatConvert.F32ToBF16(data.AsSpan(0, 7), bf);
             SafetensorsWriter.Write(p, [SafetensorsTensor.FromFloat32("a.weight", data, [5, 7]),
-                new("b", DType.BF16, [7], System.Runtime.InteropServices.MemoryMarshal.AsBytes(bf.AsSpan()).ToArray()),
+                SafetensorsTensor.FromArray("b", DType.BF16, bf, [7]),
                 new("s", DType.I64, [], BitConverter.GetBytes(42L)),
                 new("e", DType.F16, [0], Array.Empty<byte>())], new Dictionary<string, string> { ["format"] = "pt" });
+            using (var f0 = SafetensorsFile.Open(p))
+            {
+                Assert.Equal(bf.Select(FloatConvert.BF16ToF32), f0["b"].ToFloat32());
+                Assert.Equal([42L], f0["s"].ToInt64());
+                Assert.Equal(0, f0["e"].ElementCount);
+            }
             SafetensorsWriter.Write(p, [SafetensorsTensor.FromFloat32("a.weight", data, [5, 7])]); // overwrite in place
             using var f = SafetensorsFile.Open(p);
             Assert.Equal(["a.weight"], f.Names);
