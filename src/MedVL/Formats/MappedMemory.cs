@@ -1,24 +1,26 @@
 using System.Buffers;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
+using MedVL.Tensors;
 
 namespace MedVL.Formats;
 
 /// <summary>
-/// A read-only memory mapping of a whole file. Owns the <see cref="MemoryMappedFile"/>, the view and the acquired
+/// A copy-on-write memory mapping of a whole file. Owns the <see cref="MemoryMappedFile"/>, the view and the acquired
 /// pointer; slices handed out as <see cref="ReadOnlyMemory{T}"/> point straight into the mapping (zero-copy) and
-/// must not be used after <see cref="Dispose"/> (<see cref="TensorEntry"/> checks <see cref="IsDisposed"/>).
+/// must not be used after <see cref="SharedMemoryOwner.Dispose"/> (<see cref="TensorEntry"/> checks
+/// <see cref="SharedMemoryOwner.IsDisposed"/>). Tensors made from entries (<see cref="TensorEntry.ToTensor"/>) hold a
+/// reference, so the mapping stays until the last of them is disposed. Copy-on-write: a write into such a tensor changes
+/// private pages of this process, never the file, and never faults.
 /// </summary>
-internal sealed unsafe class MappedFile : IDisposable
+internal sealed unsafe class MappedFile : SharedMemoryOwner
 {
     private readonly MemoryMappedFile? _mmf;
     private readonly MemoryMappedViewAccessor? _view;
     private byte* _ptr;
-    private int _disposed;
 
     public string Path { get; }
     public long Length { get; }
-    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     public MappedFile(string path)
     {
@@ -26,8 +28,8 @@ internal sealed unsafe class MappedFile : IDisposable
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.None);
         Length = fs.Length;
         if (Length == 0) return; // a zero-length file cannot be mapped; callers see an empty span and report "truncated"
-        _mmf = MemoryMappedFile.CreateFromFile(fs, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
-        _view = _mmf.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+        _mmf = MemoryMappedFile.CreateFromFile(fs, null, 0, MemoryMappedFileAccess.CopyOnWrite, HandleInheritability.None, leaveOpen: false);
+        _view = _mmf.CreateViewAccessor(0, 0, MemoryMappedFileAccess.CopyOnWrite);
         byte* p = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         _ptr = p + _view.PointerOffset;
@@ -59,9 +61,8 @@ internal sealed unsafe class MappedFile : IDisposable
         return new MappedSlice(this, offset, length).Memory;
     }
 
-    public void Dispose()
+    protected override void ReleaseMemory()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         if (_view != null)
         {
             _view.SafeMemoryMappedViewHandle.ReleasePointer();

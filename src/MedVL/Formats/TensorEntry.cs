@@ -133,6 +133,27 @@ public sealed class TensorEntry
         }
     }
 
+    /// <summary>
+    /// This entry as a <see cref="Tensor"/>: zero-copy over the file mapping for a contiguous mapped entry (the tensor
+    /// keeps the mapping alive until it is disposed, even after the checkpoint is), otherwise a contiguous copy in
+    /// pooled memory. The dtype is kept (bf16 weights stay bf16).
+    /// </summary>
+    public unsafe Tensor ToTensor()
+    {
+        ThrowIfDisposed();
+        if (_owner is not null && IsContiguous && ElementCount > 0)
+        {
+            using var pin = DataMemory.Pin();
+            var storage = new ExternalStorage(_owner, (byte*)pin.Pointer, DType, ElementCount, readOnly: false);
+            try { return Tensor.FromStorage(storage, Shape); }
+            finally { storage.Release(); } // the tensor holds its own reference
+        }
+        var t = Tensor.Empty(DType, Shape);
+        var bytes = ToContiguousBytes();
+        bytes.CopyTo(new Span<byte>(t.DataPointer, bytes.Length));
+        return t;
+    }
+
     /// <summary>Bytes of the tensor in logical C order (copies; gathers non-contiguous views).</summary>
     public byte[] ToContiguousBytes()
     {

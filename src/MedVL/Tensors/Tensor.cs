@@ -137,7 +137,6 @@ public sealed unsafe class Tensor : IDisposable
         if (!IsContiguous) throw new InvalidOperationException($"tensor {Describe()} is not contiguous; call Contiguous() first");
         if (Unsafe.SizeOf<T>() != DType.SizeOf())
             throw new InvalidOperationException($"cannot view {DType} elements as {typeof(T).Name}");
-        if (Storage.IsReadOnly && false) { }
         return new Span<T>(Storage.Pointer + Offset * DType.SizeOf(), checked((int)Numel));
     }
 

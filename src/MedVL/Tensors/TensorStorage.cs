@@ -103,6 +103,9 @@ public abstract class SharedMemoryOwner : IDisposable
     private int _refs = 1;
     private int _disposed;
 
+    /// <summary>True once the creator has disposed it (the memory may live on while tensors still reference it).</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
     internal void AddRef()
     {
         if (Interlocked.Increment(ref _refs) <= 1)
