@@ -159,5 +159,8 @@ with zipfile.ZipFile(os.path.join(OUT, "torch2_style.pt"), "w", zipfile.ZIP_STOR
 np.save(os.path.join(OUT, "expected", "torch2__t.npy"), v0.reshape(2, 3))
 np.save(os.path.join(OUT, "expected", "torch2__p.npy"), v1)
 
+# --- a state dict that happens to have a "model" entry next to top-level tensors: it must not be unwrapped ---
+torch.save({"w": torch.ones(2), "model": {"x": torch.zeros(1)}}, os.path.join(OUT, "model_key.pt"))
+
 assert not os.path.exists(MARK)
 print("wrote", sorted(os.listdir(OUT)))

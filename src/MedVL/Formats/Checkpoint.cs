@@ -46,9 +46,10 @@ public static class Checkpoint
         using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1))
             n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         if (n >= 4 && BinaryPrimitives.ReadUInt32LittleEndian(head) == 0x04034b50) return TorchCheckpoint.Open(path, false, cancellationToken);
-        if (n >= 1 && head[0] == 0x80) return TorchCheckpoint.Open(path, false, cancellationToken);
-        // safetensors: u64 header length, then '{'
+        // safetensors (u64 header length, then '{') before the pickle test: a 128-byte header also starts with 0x80.
+        // A legacy torch file cannot match: its byte 8 is inside the pickled magic number.
         if (n == 9 && head[8] == (byte)'{') return SafetensorsFile.Open(path);
+        if (n >= 1 && head[0] == 0x80) return TorchCheckpoint.Open(path, false, cancellationToken);
         throw new InvalidCheckpointException(path, "not a safetensors file or a PyTorch checkpoint");
     }
 }

@@ -44,7 +44,7 @@ public sealed class TorchCheckpoint : ITensorSource
         Path = path; _map = map; IsZipFormat = zip; ArchiveName = archive;
         Root = root = MaterializeTree(root, path);
         Tensors = Flatten(root, path);
-        StateDict = Flatten(Unwrap(root), path);
+        StateDict = Flatten(Unwrap(root, path), path);
     }
 
     IReadOnlyDictionary<string, TensorEntry> ITensorSource.Tensors => StateDict;
@@ -208,13 +208,18 @@ public sealed class TorchCheckpoint : ITensorSource
 
     private static readonly string[] WrapperKeys = ["state_dict", "model_state_dict", "model", "module"];
 
-    private static object? Unwrap(object? root)
+    /// <summary>
+    /// Steps into a wrapper key when the outer dict holds no tensors itself and the wrapped dict does (runs after
+    /// materialisation, so tensors are <see cref="TensorEntry"/> here).
+    /// </summary>
+    private static object? Unwrap(object? root, string path)
     {
         for (int i = 0; i < 4 && root is PickleDict d; i++)
         {
+            if (d.Any(kv => kv.Value is TensorEntry)) break;
             object? inner = null;
             foreach (var k in WrapperKeys)
-                if (d.TryGetValue(k, out var v) && v is PickleDict { Count: > 0 } && !d.Any(kv => kv.Value is PickledTensor)) { inner = v; break; }
+                if (d.TryGetValue(k, out var v) && v is PickleDict { Count: > 0 } && Flatten(v, path).Count > 0) { inner = v; break; }
             if (inner is null) break;
             root = inner;
         }

@@ -33,6 +33,24 @@ public class CheckpointTests
     }
 
     [Fact]
+    public void SafetensorsWithA128ByteHeaderIsNotMistakenForAPickle()
+    {
+        string json = "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+        var bytes = SafetensorsTests.Craft(json.PadRight(128), 4); // header length 0x80: first byte 0x80 like a pickle
+        Assert.Equal(0x80, bytes[0]);
+        string dir = FormatFixtures.TempDir();
+        try
+        {
+            string p = Path.Combine(dir, "x.bin");
+            File.WriteAllBytes(p, bytes);
+            using var s = Checkpoint.Open(p);
+            Assert.IsType<SafetensorsFile>(s);
+            Assert.Equal([0f], s.Tensors["x"].ToFloat32());
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void ShardedBinIndexErrorsNameTheShard()
     {
         string dir = FormatFixtures.TempDir();

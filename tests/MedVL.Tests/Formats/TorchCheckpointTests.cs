@@ -77,6 +77,15 @@ public class TorchCheckpointTests
     }
 
     [Fact]
+    public void AStateDictWithAModelKeyIsNotUnwrapped()
+    {
+        // {"w": tensor, "model": {"x": tensor}} is itself the state dict: the "model" entry must not replace it.
+        using var ck = TorchCheckpoint.Open(Torch("model_key.pt"));
+        Assert.Equal(["w", "model.x"], ck.StateDict.Keys);
+        Assert.Equal([1f, 1f], ck.StateDict["w"].ToFloat32());
+    }
+
+    [Fact]
     public void ABareTensorIsTheRoot()
     {
         using var ck = TorchCheckpoint.Open(Torch("single_tensor.pt"));
