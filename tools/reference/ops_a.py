@@ -1,6 +1,9 @@
 """Reference fixtures for the differentiable core ops, part A (elementwise, reductions, softmax, norms,
 activations, embedding, losses, selection, shape, linear/matmul). Writes tests/fixtures/ops/<op>/<case>/.
-Run: /usr/bin/python3 tools/reference/ops_a.py   (torch 1.13, CPU). Deterministic: one seeded generator."""
+Run: /usr/bin/python3 tools/reference/ops_a.py [group ...]   (torch 1.13, CPU). Deterministic: the generator is
+reseeded per group."""
+import zlib
+
 import torch
 import torch.nn.functional as F
 
@@ -69,6 +72,15 @@ def _masked_fill():
     mask = rand(g, 2, 3, 4) > 0.5
     save_case("masked_fill", "full", {"x": x, "mask": mask}, lambda x, mask: x.masked_fill(mask, 0.5),
               params={"value": 0.5}, gen=g)
+
+
+@op("where")
+def _where():
+    reset("where")
+    save_case("where", "bcast", {"cond": torch.tensor([[True], [False], [True]]), "a": rand(g, 3, 4), "b": rand(g, 4)},
+              lambda cond, a, b: torch.where(cond, a, b), gen=g)
+    save_case("where", "full", {"cond": rand(g, 2, 3, 5) > 0, "a": rand(g, 2, 3, 5), "b": rand(g, 1, 3, 1)},
+              lambda cond, a, b: torch.where(cond, a, b), gen=g)
 
 
 # ---------------- reductions ----------------
@@ -226,5 +238,6 @@ if __name__ == "__main__":
     only = set(sys.argv[1:])
     for name, f in ALL:
         if not only or name in only:
+            g.manual_seed(zlib.crc32(name.encode()))  # per group, so regenerating one group leaves the others unchanged
             f()
             print("wrote", name)

@@ -301,6 +301,64 @@ public static partial class Ops
     }
 
     /// <summary>
+    /// torch.where(cond, a, b): a where cond (bool/uint8) is set, else b; the three shapes broadcast together. Useful
+    /// for splicing projected image features into text embeddings at image-token positions.
+    /// </summary>
+    public static Tensor Where(Tensor cond, Tensor a, Tensor b)
+    {
+        if (cond.DType is not (DType.Bool or DType.U8))
+            throw new ArgumentException($"Where: condition {cond.Describe()} must be bool or uint8");
+        var shape = BroadcastShape(BroadcastShape(cond.Shape, a.Shape, "Where"), b.Shape, "Where");
+        using var ac = ReadF32(a, "Where", "a");
+        using var bc = ReadF32(b, "Where", "b");
+        var cc = cond.IsContiguous ? cond.Detach() : cond.Clone();
+        var cs = BroadcastStrides(cond.Shape, shape);
+        var y = Tensor.Empty(shape);
+        Elementwise.Where(cc.Span<byte>(), cs, ac.Span<float>(), BroadcastStrides(a.Shape, shape), bc.Span<float>(), BroadcastStrides(b.Shape, shape),
+            y.Span<float>(), shape);
+        if (ShouldRecord(a, b)) y.GradFn = new WhereBackward(a, b, cc, cs);
+        else cc.Dispose();
+        return y;
+    }
+
+    private sealed class WhereBackward : GradNode
+    {
+        private Tensor? _cond;
+        private readonly long[] _condStrides;
+
+        public WhereBackward(Tensor a, Tensor b, Tensor cond, long[] condStrides) : base(a, b)
+        {
+            _cond = cond;
+            _condStrides = condStrides;
+        }
+
+        public override Tensor?[] Backward(Tensor g)
+        {
+            var shape = g.ShapeArray();
+            var full = Tensor.ContiguousStrides(shape);
+            var zeroStrides = new long[shape.Length];
+            ReadOnlySpan<float> zero = stackalloc float[1];
+            var r = new Tensor?[2];
+            for (int i = 0; i < 2; i++)
+            {
+                if (!NeedsGrad(i)) continue;
+                using var t = Tensor.Empty(shape);
+                // g flows to a where cond is set and to b elsewhere
+                if (i == 0) Elementwise.Where(_cond!.Span<byte>(), _condStrides, g.Span<float>(), full, zero, zeroStrides, t.Span<float>(), shape);
+                else Elementwise.Where(_cond!.Span<byte>(), _condStrides, zero, zeroStrides, g.Span<float>(), full, t.Span<float>(), shape);
+                r[i] = SumToShape(t, Inputs[i].ShapeArray());
+            }
+            return r;
+        }
+
+        public override void ReleaseSaved()
+        {
+            _cond?.Dispose();
+            _cond = null;
+        }
+    }
+
+    /// <summary>
     /// Inverted dropout (torch.nn.functional.dropout): zero each element with probability p and scale the rest by
     /// 1/(1−p); identity (a new reference) when not training or p = 0. Randomness comes only from <paramref name="rng"/>.
     /// </summary>

@@ -19,7 +19,15 @@ public static partial class Ops
         using var wc = weight is null ? null : ReadF32(weight, "RmsNorm", "weight");
         var y = NewLike(x);
         var rstd = Tensor.Empty(rows);
-        Norms.RmsNormForward(xc.Span<float>(), wc is null ? default : wc.Span<float>(), y.Span<float>(), rstd.Span<float>(), rows, d, eps);
+        unsafe
+        {
+            var job = new RowParallel.Job
+            {
+                Kind = RowParallel.Kernel.RmsNorm, X = (float*)xc.DataPointer, W = wc is null ? null : (float*)wc.DataPointer,
+                Y = (float*)y.DataPointer, Stat1 = (float*)rstd.DataPointer, Rows = rows, D = d, Eps = eps,
+            };
+            RowParallel.Run(ref job);
+        }
         if (ShouldRecord(x, weight))
             y.GradFn = new NormBackward(NormKind.Rms, x, weight, null, xc.Detach(), wc?.Detach(), rstd, rows, d, 0, 0);
         else rstd.Dispose();
@@ -38,8 +46,16 @@ public static partial class Ops
         using var bc = bias is null ? null : ReadF32(bias, "LayerNorm", "bias");
         var y = NewLike(x);
         var stats = Tensor.Empty(2, rows); // mean, rstd
-        Norms.LayerNormForward(xc.Span<float>(), wc is null ? default : wc.Span<float>(), bc is null ? default : bc.Span<float>(),
-            y.Span<float>(), stats.Span<float>()[..rows], stats.Span<float>()[rows..], rows, d, eps);
+        unsafe
+        {
+            var job = new RowParallel.Job
+            {
+                Kind = RowParallel.Kernel.LayerNorm, X = (float*)xc.DataPointer, W = wc is null ? null : (float*)wc.DataPointer,
+                B = bc is null ? null : (float*)bc.DataPointer, Y = (float*)y.DataPointer, Stat1 = (float*)stats.DataPointer,
+                Stat2 = (float*)stats.DataPointer + rows, Rows = rows, D = d, Eps = eps,
+            };
+            RowParallel.Run(ref job);
+        }
         if (ShouldRecord(x, weight, bias))
             y.GradFn = new NormBackward(NormKind.Layer, x, weight, bias, xc.Detach(), wc?.Detach(), stats, rows, d, 0, 0);
         else stats.Dispose();

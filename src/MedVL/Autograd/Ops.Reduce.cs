@@ -132,10 +132,10 @@ public static partial class Ops
     public static Tensor SumOfSquares(Tensor x)
     {
         using var xc = ReadF32(x, "SumOfSquares", "x");
-        var y0 = Tensor.Empty(Array.Empty<int>());
-        y0.Span<float>()[0] = Reduce.SumOfSquares(xc.Span<float>());
-        if (ShouldRecord(x)) y0.GradFn = new SumOfSquaresBackward(x, xc.Detach());
-        return y0;
+        var y = Tensor.Empty(Array.Empty<int>());
+        y.Span<float>()[0] = Reduce.SumOfSquares(xc.Span<float>());
+        if (ShouldRecord(x)) y.GradFn = new SumOfSquaresBackward(x, xc.Detach());
+        return y;
     }
 
     private sealed class SumOfSquaresBackward : GradNode

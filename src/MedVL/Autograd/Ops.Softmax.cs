@@ -1,6 +1,7 @@
 using MedVL.Kernels;
 using MedVL.Tensors;
 
+
 namespace MedVL.Autograd;
 
 /// <summary>Softmax and LogSoftmax over the last dim (torch.softmax(x, -1), torch.log_softmax(x, -1)).</summary>
@@ -17,8 +18,15 @@ public static partial class Ops
         int rows = n == 0 ? 0 : (int)(x.Numel / n);
         using var xc = ReadF32(x, name, "x");
         var y = NewLike(x);
-        if (log) Kernels.Softmax.LogSoftmaxForward(xc.Span<float>(), y.Span<float>(), rows, n);
-        else Kernels.Softmax.SoftmaxForward(xc.Span<float>(), y.Span<float>(), rows, n);
+        unsafe
+        {
+            var job = new RowParallel.Job
+            {
+                Kind = log ? RowParallel.Kernel.LogSoftmax : RowParallel.Kernel.Softmax,
+                X = (float*)xc.DataPointer, Y = (float*)y.DataPointer, Rows = rows, D = n,
+            };
+            RowParallel.Run(ref job);
+        }
         if (ShouldRecord(x)) y.GradFn = new SoftmaxBackward(x, y.Detach(), rows, n, log);
         return y;
     }
@@ -50,5 +58,58 @@ public static partial class Ops
             _y?.Dispose();
             _y = null;
         }
+    }
+}
+
+/// <summary>
+/// The one place the row-wise forward kernels (softmax, log-softmax, RMSNorm, LayerNorm) are spread over threads:
+/// rows are independent, so each chunk of rows runs the same span kernel and the result is identical to one thread.
+/// Small problems (under ~32k elements per chunk) stay on the calling thread.
+/// </summary>
+internal static unsafe class RowParallel
+{
+    internal enum Kernel : byte { Softmax, LogSoftmax, RmsNorm, LayerNorm }
+
+    internal struct Job : IParallelJob
+    {
+        public Kernel Kind;
+        public float* X, W, B, Y, Stat1, Stat2;
+        public int Rows, D, Chunk;
+        public float Eps;
+
+        public void Execute(int index)
+        {
+            int r0 = index * Chunk;
+            int rc = Math.Min(Chunk, Rows - r0);
+            if (rc <= 0) return;
+            long off = (long)r0 * D;
+            int len = checked(rc * D);
+            var x = new ReadOnlySpan<float>(X + off, len);
+            var y = new Span<float>(Y + off, len);
+            var w = W == null ? default : new ReadOnlySpan<float>(W, D);
+            var b = B == null ? default : new ReadOnlySpan<float>(B, D);
+            switch (Kind)
+            {
+                case Kernel.Softmax: Kernels.Softmax.SoftmaxForward(x, y, rc, D); break;
+                case Kernel.LogSoftmax: Kernels.Softmax.LogSoftmaxForward(x, y, rc, D); break;
+                case Kernel.RmsNorm: Norms.RmsNormForward(x, w, y, new Span<float>(Stat1 + r0, rc), rc, D, Eps); break;
+                default: Norms.LayerNormForward(x, w, b, y, new Span<float>(Stat1 + r0, rc), new Span<float>(Stat2 + r0, rc), rc, D, Eps); break;
+            }
+        }
+    }
+
+    internal const int MinElementsPerChunk = 1 << 15;
+
+    internal static void Run(ref Job job, int maxThreads = 0)
+    {
+        if (job.Rows <= 0) return;
+        int threads = ParallelRuntime.ResolveThreads(maxThreads);
+        long elements = (long)job.Rows * Math.Max(job.D, 1);
+        int byWork = (int)Math.Max(1, Math.Min(job.Rows, elements / MinElementsPerChunk));
+        int chunks = Math.Min(byWork, threads * 4);
+        job.Chunk = (job.Rows + chunks - 1) / chunks;
+        int count = (job.Rows + job.Chunk - 1) / job.Chunk;
+        if (count == 1) job.Execute(0);
+        else ParallelRuntime.For(count, ref job, maxThreads);
     }
 }

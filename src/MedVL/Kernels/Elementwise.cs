@@ -118,6 +118,32 @@ public static class Elementwise
         }
     }
 
+    /// <summary>y = cond ? a : b over <paramref name="shape"/> (torch.where), each operand read through its own broadcast strides.</summary>
+    public static void Where(ReadOnlySpan<byte> cond, ReadOnlySpan<long> condStrides, ReadOnlySpan<float> a, ReadOnlySpan<long> aStrides,
+        ReadOnlySpan<float> b, ReadOnlySpan<long> bStrides, Span<float> y, ReadOnlySpan<int> shape)
+    {
+        int rank = shape.Length;
+        if (y.Length == 0) return;
+        if (rank == 0) { y[0] = cond[0] != 0 ? a[0] : b[0]; return; }
+        int n = shape[rank - 1];
+        long sc = condStrides[rank - 1], sa = aStrides[rank - 1], sb = bStrides[rank - 1];
+        int rows = y.Length / n;
+        Span<int> idx = stackalloc int[rank];
+        long oc = 0, oa = 0, ob = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            int o = r * n;
+            for (int i = 0; i < n; i++) y[o + i] = cond[(int)(oc + i * sc)] != 0 ? a[(int)(oa + i * sa)] : b[(int)(ob + i * sb)];
+            for (int k = rank - 2; k >= 0; k--)
+            {
+                oc += condStrides[k]; oa += aStrides[k]; ob += bStrides[k];
+                if (++idx[k] < shape[k]) break;
+                oc -= condStrides[k] * shape[k]; oa -= aStrides[k] * shape[k]; ob -= bStrides[k] * shape[k];
+                idx[k] = 0;
+            }
+        }
+    }
+
     // ---- unary forward / backward pairs (contiguous spans; gx may alias gy) ----
 
     public static void NegForward(ReadOnlySpan<float> x, Span<float> y) => TensorPrimitives.Negate(x, y);

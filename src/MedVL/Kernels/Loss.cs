@@ -20,12 +20,22 @@ public static class Loss
     {
         double sum = 0;
         int count = 0;
+        Span<float> tmp = stackalloc float[256];
         for (int r = 0; r < rows; r++)
         {
             var row = logits.Slice(r * classes, classes);
             float max = TensorPrimitives.Max(row);
+            // Σ exp(x − max) in vectorised chunks through a stack buffer (no allocation for a 32k-word vocabulary);
+            // chunk sums are accumulated in double.
             double s = 0;
-            for (int i = 0; i < classes; i++) s += Math.Exp(row[i] - max);
+            for (int i = 0; i < classes; i += tmp.Length)
+            {
+                int len = Math.Min(tmp.Length, classes - i);
+                var chunk = tmp[..len];
+                TensorPrimitives.Subtract(row.Slice(i, len), max, chunk);
+                TensorPrimitives.Exp(chunk, chunk);
+                s += TensorPrimitives.Sum<float>(chunk);
+            }
             float l = (float)(max + Math.Log(s));
             lse[r] = l;
             long t = targets[r];

@@ -105,6 +105,27 @@ public class FiniteDifferenceTests
         Check(op + " b", b, F, gy, gb);
     }
 
+    /// <summary>Where/MaskedFill: the gradient is g routed by the condition, then reduced to each operand's shape.</summary>
+    [Fact]
+    public void WhereRoutesGradient()
+    {
+        int[] shape = { 3, 4 };
+        var cond = new byte[] { 1, 0, 1 };
+        long[] cs = { 1, 0 }, full = { 4, 1 }, bs = { 0, 1 };
+        var a = Rand(12, 30);
+        var b = Rand(4, 31);
+        var gy = Rand(12, 32);
+        double[] F() { var y = new double[12]; ElementwiseScalar.Where<double>(cond, cs, a, full, b, bs, y, shape); return y; }
+        var ga = new double[12];
+        var gbFull = new double[12];
+        for (int i = 0; i < 12; i++)
+            if (cond[i / 4] != 0) ga[i] = gy[i]; else gbFull[i] = gy[i];
+        var gb = new double[4];
+        ReduceScalar.SumInto<double>(gbFull, shape, gb, bs);
+        Check("where a", a, F, gy, ga);
+        Check("where b", b, F, gy, gb);
+    }
+
     [Fact]
     public void SoftmaxAndLogSoftmax()
     {

@@ -33,6 +33,7 @@ internal static class OpDispatch
             "tanh" => One(Op.Tanh(T("x"))),
             "sigmoid" => One(Op.Sigmoid(T("x"))),
             "masked_fill" => One(Op.MaskedFill(T("x"), T("mask"), F(p, "value"))),
+            "where" => One(Op.Where(T("cond"), T("a"), T("b"))),
             "sum" => One(IntArray(p, "dims") is int[] d ? Op.Sum(T("x"), d, B(p, "keepdim")) : Op.Sum(T("x"))),
             "mean" => One(IntArray(p, "dims") is int[] d2 ? Op.Mean(T("x"), d2, B(p, "keepdim")) : Op.Mean(T("x"))),
             "max_dim" => Pair(Op.Max(T("x"), I(p, "dim"), B(p, "keepdim"))),
@@ -70,7 +71,7 @@ internal static class OpDispatch
 public class ElementwiseFixtureTests
 {
     public static IEnumerable<object[]> Data => Cases("add", "sub", "mul", "div", "neg", "scale", "add_scalar", "exp", "log", "sqrt",
-        "square", "pow", "tanh", "sigmoid", "masked_fill");
+        "square", "pow", "tanh", "sigmoid", "masked_fill", "where");
 
     [Theory, MemberData(nameof(Data))]
     public void MatchesTorch(OpCase c) => Run(c, OpDispatch.Run, 1e-5f);

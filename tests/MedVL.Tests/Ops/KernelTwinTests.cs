@@ -79,6 +79,25 @@ public class KernelTwinTests
     }
 
     [Theory, MemberData(nameof(Sizes))]
+    public void WhereAndMaskedFillMatchTwin(int n)
+    {
+        int[] shape = { 3, n };
+        var a = Rand(3 * n, 200 + n);
+        var b = Rand(n, 201 + n);
+        var cond = new byte[3];
+        cond[0] = 1; cond[2] = 1;
+        long[] cs = { 1, 0 }, full = { n, 1 }, bs = { 0, 1 };
+        var y = new float[3 * n]; var yr = new float[3 * n];
+        Elementwise.Where(cond, cs, a, full, b, bs, y, shape);
+        ElementwiseScalar.Where<float>(cond, cs, a, full, b, bs, yr, shape);
+        Assert.Equal(yr, y);
+        var mask = Enumerable.Range(0, n).Select(i => (byte)(i % 3 == 0 ? 1 : 0)).ToArray();
+        Elementwise.MaskedFill(a, mask, bs, -7f, y, shape);
+        ElementwiseScalar.MaskedFill<float>(a, mask, bs, -7f, yr, shape);
+        Assert.Equal(yr, y);
+    }
+
+    [Theory, MemberData(nameof(Sizes))]
     public void UnaryForwardBackwardMatchTwin(int n)
     {
         var x = Rand(n, 10 + n);

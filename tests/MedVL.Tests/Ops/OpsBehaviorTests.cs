@@ -236,6 +236,48 @@ public class OpsBehaviorTests
         Assert.True(Math.Abs(SpecialFunctions.Erfc(x) - erfc) <= 1e-15 + 1e-14 * Math.Abs(erfc), $"erfc({x}) = {SpecialFunctions.Erfc(x):R}, python {erfc:R}");
     }
 
+    // ---------- threading ----------
+
+    /// <summary>Large row-wise ops run in row chunks on several threads; rows are independent, so results equal one thread bit for bit.</summary>
+    [Fact]
+    public void RowParallelForwardEqualsSingleThreadKernels()
+    {
+        int rows = 257, d = 1031;
+        using var x = Rand(20, rows, d);
+        using var w = Rand(21, d);
+        using var b = Rand(22, d);
+        var xs = x.ToFloatArray();
+        var ws = w.ToFloatArray();
+        var bs = b.ToFloatArray();
+        var expected = new float[rows * d];
+        var s1 = new float[rows];
+        var s2 = new float[rows];
+
+        using var sm = Op.Softmax(x);
+        Softmax.SoftmaxForward(xs, expected, rows, d);
+        Assert.Equal(expected, sm.ToFloatArray());
+        using var lsm = Op.LogSoftmax(x);
+        Softmax.LogSoftmaxForward(xs, expected, rows, d);
+        Assert.Equal(expected, lsm.ToFloatArray());
+        using var rms = Op.RmsNorm(x, w, 1e-6f);
+        Norms.RmsNormForward(xs, ws, expected, s1, rows, d, 1e-6f);
+        Assert.Equal(expected, rms.ToFloatArray());
+        using var ln = Op.LayerNorm(x, w, b, 1e-5f);
+        Norms.LayerNormForward(xs, ws, bs, expected, s1, s2, rows, d, 1e-5f);
+        Assert.Equal(expected, ln.ToFloatArray());
+
+        // and the saved statistics feed a correct backward: compare with a single-threaded twin gradient
+        using var xg = x.Clone();
+        xg.RequiresGrad = true;
+        using var y = Op.LayerNorm(xg, w, b, 1e-5f);
+        using var loss = Op.Sum(y);
+        loss.Backward();
+        var gx = new float[rows * d];
+        var ones = Enumerable.Repeat(1f, rows * d).ToArray();
+        Norms.LayerNormBackward(xs, ws, s1, s2, ones, gx, default, default, rows, d);
+        Assert.Equal(gx, xg.Grad!.ToFloatArray());
+    }
+
     // ---------- dropout ----------
 
     [Fact]

@@ -20,12 +20,16 @@ internal static class NpyMini
     }
 }
 
-/// <summary>One fixture case written by tools/reference/ops_a.py.</summary>
-public sealed class OpCase
+/// <summary>One fixture case written by tools/reference/ops_a.py (serializable, so each case is its own test in listings).</summary>
+public sealed class OpCase : Xunit.Abstractions.IXunitSerializable
 {
+    public OpCase() => Dir = "";
     public OpCase(string dir) => Dir = dir;
-    public string Dir { get; }
+    public string Dir { get; private set; }
     public override string ToString() => Path.GetFileName(Path.GetDirectoryName(Dir)) + "/" + Path.GetFileName(Dir);
+
+    public void Deserialize(Xunit.Abstractions.IXunitSerializationInfo info) => Dir = info.GetValue<string>(nameof(Dir));
+    public void Serialize(Xunit.Abstractions.IXunitSerializationInfo info) => info.AddValue(nameof(Dir), Dir);
 }
 
 /// <summary>

@@ -50,6 +50,25 @@ public static class ElementwiseScalar
         }
     }
 
+    public static void Where<T>(ReadOnlySpan<byte> cond, ReadOnlySpan<long> cs, ReadOnlySpan<T> a, ReadOnlySpan<long> aStrides, ReadOnlySpan<T> b,
+        ReadOnlySpan<long> bStrides, Span<T> y, ReadOnlySpan<int> shape) where T : IFloatingPointIeee754<T>
+    {
+        for (int e = 0; e < y.Length; e++)
+        {
+            long oc = 0, oa = 0, ob = 0;
+            int rem = e;
+            for (int k = shape.Length - 1; k >= 0; k--)
+            {
+                int i = rem % shape[k];
+                rem /= shape[k];
+                oc += i * cs[k];
+                oa += i * aStrides[k];
+                ob += i * bStrides[k];
+            }
+            y[e] = cond[(int)oc] != 0 ? a[(int)oa] : b[(int)ob];
+        }
+    }
+
     public enum Unary { Neg, Exp, Log, Sqrt, Square, Tanh, Sigmoid }
 
     public static void UnaryForward<T>(Unary op, ReadOnlySpan<T> x, Span<T> y) where T : IFloatingPointIeee754<T>
