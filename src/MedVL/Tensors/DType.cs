@@ -47,9 +47,12 @@ public static class DTypeInfo
         _ => t.ToString(),
     };
 
+    /// <summary>Exact dtype names only: no numeric strings or comma lists (which Enum.TryParse would accept).</summary>
     public static bool TryParseSafetensorsName(string s, out DType t)
     {
-        if (s == "BOOL") { t = DType.Bool; return true; }
-        return Enum.TryParse(s, ignoreCase: false, out t) && t != DType.Bool;
+        foreach (var d in Enum.GetValues<DType>())
+            if (d.SafetensorsName() == s) { t = d; return true; }
+        t = default;
+        return false;
     }
 }

@@ -210,3 +210,20 @@ public class AutogradEngineTests
         Assert.Equal(new float[] { 1, 3, -2, 5 }, w.Grad!.ToFloatArray());
     }
 }
+
+public class DTypeTests
+{
+    [Theory]
+    [InlineData("F32", true)]
+    [InlineData("BF16", true)]
+    [InlineData("BOOL", true)]
+    [InlineData("Bool", false)]
+    [InlineData("0", false)]
+    [InlineData("F32,F16", false)]
+    [InlineData("f32", false)]
+    public void SafetensorsNamesParseExactly(string name, bool ok)
+    {
+        Assert.Equal(ok, DTypeInfo.TryParseSafetensorsName(name, out var t));
+        if (ok) Assert.Equal(name, t.SafetensorsName());
+    }
+}
