@@ -13,5 +13,6 @@ internal static class CliCommands
         yield return ImageCommands.Build();
         yield return TokenizeCommands.Build();
         yield return PreprocessCommands.Build();
+        yield return InspectCommands.Build();
     }
 }
