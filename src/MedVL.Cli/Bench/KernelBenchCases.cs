@@ -35,6 +35,8 @@ public static unsafe class KernelBenchCases
         list.Add(new KernelBenchCase("matvec_f16_1x3072x9216", t => DecoderMatVec(DType.F16, t)));
         list.Add(new KernelBenchCase("linear_bf16_64x3072x9216", t => PrefillLinear(DType.BF16, 64, t)));
         list.Add(new KernelBenchCase("memcpy_256MiB", t => MemCopy(256 << 20, t)));
+        list.Add(new KernelBenchCase("attention_vit_T576_H16_D64", _ => VitAttention()));
+        list.Add(new KernelBenchCase("attention_decode_S2048_H32_D96", _ => DecodeAttention()));
         return list;
     }
 
@@ -93,6 +95,37 @@ public static unsafe class KernelBenchCases
         return new BenchInstance(
             () => MatMul.Linear(x, m, K, w, dt, N, null, y, threads),
             new[] { new BenchMetric($"linear_{dt.ToString().ToLowerInvariant()}_{m}x{K}x{N}", 2.0 * m * N * K, 1e9, "GFLOP/s") }, buf);
+    }
+
+    /// <summary>
+    /// CLIP ViT-L/14-336 self-attention: 576 patch tokens (CLS aside), 16 heads of 64, bidirectional. FLOPs = 4·T²·D·H
+    /// (QKᵀ and PV), the number to hold against the matmul rate. The attention kernels use all cores (no thread option yet).
+    /// </summary>
+    private static BenchInstance VitAttention()
+    {
+        const int T = 576, H = 16, D = 64;
+        var g = new AttentionGeometry(1, H, H, T, T, D, 1f / 8f, Causal: false);
+        return AttentionCase(g, "attention_vit_T576_H16_D64", new BenchMetric("attention_vit_T576_H16_D64", 4.0 * T * T * D * H, 1e9, "GFLOP/s"));
+    }
+
+    /// <summary>One decode step of Phi-3-mini (32 heads of 96) against a 2048-token KV cache: GB/s of K and V read.</summary>
+    private static BenchInstance DecodeAttention()
+    {
+        const int S = 2048, H = 32, D = 96;
+        var g = new AttentionGeometry(1, H, H, 1, S, D, 1f / MathF.Sqrt(D), Causal: true);
+        return AttentionCase(g, "attention_decode_S2048_H32_D96", new BenchMetric("attention_decode_S2048_H32_D96", 2.0 * S * H * D * sizeof(float), 1e9, "GB/s"));
+    }
+
+    private static BenchInstance AttentionCase(AttentionGeometry g, string name, BenchMetric metric)
+    {
+        var buf = new NativeBuffers();
+        float* q = buf.Alloc<float>(g.QueryElements, Rnd), k = buf.Alloc<float>(g.KeyElements, i => Rnd(i + 3)), v = buf.Alloc<float>(g.KeyElements, i => Rnd(i + 5));
+        float* o = buf.Alloc<float>(g.QueryElements, _ => 0f), lse = buf.Alloc<float>(g.LseElements, _ => 0f);
+        long qn = g.QueryElements, kn = g.KeyElements, ln = g.LseElements;
+        return new BenchInstance(() => AttentionKernels.Forward(
+                new ReadOnlySpan<float>(q, (int)qn), new ReadOnlySpan<float>(k, (int)kn), new ReadOnlySpan<float>(v, (int)kn), default,
+                new Span<float>(o, (int)qn), new Span<float>(lse, (int)ln), g),
+            new[] { metric }, buf);
     }
 
     private static BenchInstance MemCopy(long bytes, int threads)

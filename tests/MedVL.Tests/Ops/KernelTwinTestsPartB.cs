@@ -1,0 +1,216 @@
+using MedVL.Kernels;
+using MedVL.Kernels.Scalar;
+
+namespace MedVL.Tests.Ops;
+
+/// <summary>
+/// The SIMD/tiled part-B kernels against their plain-loop twins run in float64, on odd sizes that cross the tile
+/// and vector boundaries: NMSE = Σ(a−b)²/Σb² ≤ 1e-10 (float32 rounding only; ggml's test-backend-ops allows 1e-7).
+/// </summary>
+public class KernelTwinTestsPartB
+{
+    private static float[] Rand(Random r, long n, double scale = 1)
+    {
+        var a = new float[n];
+        for (long i = 0; i < n; i++) a[i] = (float)((r.NextDouble() * 2 - 1) * scale);
+        return a;
+    }
+
+    private static double[] D(float[] a) => a.Select(x => (double)x).ToArray();
+
+    private static void AssertNmse(double[] expected, float[] actual, string what, double limit = 1e-10)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double num = 0, den = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            Assert.False(double.IsNaN(actual[i]), $"{what}: NaN at {i}");
+            num += (actual[i] - expected[i]) * (actual[i] - expected[i]);
+            den += expected[i] * expected[i];
+        }
+        double nmse = den == 0 ? num : num / den;
+        Assert.True(nmse <= limit, $"{what}: NMSE {nmse:E2}");
+    }
+
+    // B, H, Hkv, T, S, D, causal, window, mask (0 none, 1 shared, 2 per batch)
+    [Theory]
+    [InlineData(1, 1, 1, 1, 1, 1, false, 0, 0)]
+    [InlineData(2, 4, 2, 17, 17, 33, true, 0, 0)]
+    [InlineData(1, 3, 1, 5, 37, 16, true, 0, 0)]      // KV cache, MQA
+    [InlineData(1, 6, 2, 1, 129, 96, true, 0, 0)]     // decode step
+    [InlineData(2, 2, 2, 31, 31, 7, true, 9, 0)]      // sliding window
+    [InlineData(1, 2, 2, 65, 65, 64, false, 0, 1)]    // bidirectional, shared mask
+    [InlineData(3, 2, 1, 15, 20, 31, true, 0, 2)]     // per-batch mask, cache
+    [InlineData(1, 4, 4, 1, 1, 80, true, 0, 0)]
+    public void AttentionForwardAndBackwardMatchTheScalarTwin(int b, int h, int hkv, int t, int s, int d, bool causal, int window, int maskKind)
+    {
+        var r = new Random(b * 1000 + t * 10 + d);
+        var g = new AttentionGeometry(b, h, hkv, t, s, d, 1f / MathF.Sqrt(d), causal, window, maskKind != 0, maskKind == 2 && b > 1);
+        var q = Rand(r, g.QueryElements);
+        var k = Rand(r, g.KeyElements);
+        var v = Rand(r, g.KeyElements);
+        var mask = maskKind == 0 ? Array.Empty<float>() : Rand(r, g.MaskElements, 2);
+        var o = new float[g.QueryElements];
+        var lse = new float[g.LseElements];
+        AttentionKernels.Forward(q, k, v, mask, o, lse, g);
+        var oRef = new double[g.QueryElements];
+        var lseRef = new double[g.LseElements];
+        AttentionScalar.Forward<double>(D(q), D(k), D(v), D(mask), oRef, lseRef, g);
+        AssertNmse(oRef, o, "attention output");
+        AssertNmse(lseRef, lse, "log-sum-exp");
+
+        var dO = Rand(r, g.QueryElements);
+        float[] dq = new float[q.Length], dk = new float[k.Length], dv = new float[v.Length];
+        AttentionKernels.Backward(q, k, v, mask, o, lse, dO, dq, dk, dv, g);
+        double[] dqRef = new double[q.Length], dkRef = new double[k.Length], dvRef = new double[v.Length];
+        AttentionScalar.Backward<double>(D(q), D(k), D(v), D(mask), D(dO), dqRef, dkRef, dvRef, g);
+        AssertNmse(dqRef, dq, "dq", 1e-9);
+        AssertNmse(dkRef, dk, "dk", 1e-9);
+        AssertNmse(dvRef, dv, "dv", 1e-9);
+    }
+
+    // B, C, H, W, O, kh, kw, stride, pad
+    [Theory]
+    [InlineData(1, 1, 1, 1, 1, 1, 1, 1, 0)]
+    [InlineData(2, 3, 9, 7, 5, 3, 3, 1, 1)]
+    [InlineData(1, 3, 28, 28, 17, 14, 14, 14, 0)]   // CLIP patch embedding shape
+    [InlineData(1, 5, 11, 13, 3, 3, 3, 2, 1)]
+    [InlineData(2, 33, 5, 5, 7, 1, 1, 1, 0)]
+    public void Conv2dMatchesTheScalarTwin(int b, int c, int hh, int ww, int o, int kh, int kw, int stride, int pad)
+    {
+        var r = new Random(c * 100 + hh);
+        var g = new Conv2dGeometry(b, c, hh, ww, o, kh, kw, stride, stride, pad, pad);
+        var x = Rand(r, g.InputElements);
+        var w = Rand(r, g.WeightElements);
+        var bias = Rand(r, o);
+        var y = new float[g.OutputElements];
+        ConvKernels.Forward(x, w, bias, y, g);
+        var yRef = new double[g.OutputElements];
+        ConvScalar.Forward<double>(D(x), D(w), D(bias), yRef, g);
+        AssertNmse(yRef, y, "conv2d output");
+
+        var dy = Rand(r, g.OutputElements);
+        float[] dx = new float[x.Length], dw = new float[w.Length], db = new float[o];
+        ConvKernels.Backward(x, w, dy, dx, dw, db, g);
+        double[] dxRef = new double[x.Length], dwRef = new double[w.Length], dbRef = new double[o];
+        ConvScalar.Backward<double>(D(x), D(w), D(dy), dxRef, dwRef, dbRef, g);
+        AssertNmse(dxRef, dx, "dx");
+        AssertNmse(dwRef, dw, "dw");
+        AssertNmse(dbRef, db, "dbias");
+    }
+
+    [Theory]
+    [InlineData(1, 2, 2)]
+    [InlineData(3, 80, 32)]   // Phi-2: rotary 32 of head 80
+    [InlineData(5, 64, 16)]   // StableLM-2: partial 0.25
+    [InlineData(7, 96, 96)]   // Phi-3
+    [InlineData(2, 34, 34)]
+    public void RopeMatchesTheScalarTwin(int rows, int headDim, int rotaryDim)
+    {
+        var r = new Random(rows * headDim);
+        var x = Rand(r, rows * headDim);
+        var cos = Rand(r, rows * rotaryDim / 2);
+        var sin = Rand(r, rows * rotaryDim / 2);
+        foreach (bool inverse in new[] { false, true })
+        {
+            var y = new float[x.Length];
+            RopeKernels.Apply(x, y, cos, sin, rows, headDim, rotaryDim, inverse);
+            var yRef = new double[x.Length];
+            RopeScalar.Apply<double>(D(x), yRef, D(cos), D(sin), rows, headDim, rotaryDim, inverse);
+            AssertNmse(yRef, y, $"rope inverse={inverse}");
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1, 2, 2)]
+    [InlineData(3, 5, 7, 2, 2)]
+    [InlineData(2, 17, 33, 2, 3)]
+    public void UpsampleMatchesTheScalarTwin(int planes, int h, int w, int sh, int sw)
+    {
+        var r = new Random(planes * h * w);
+        var x = Rand(r, planes * h * w);
+        var y = new float[planes * h * sh * w * sw];
+        UpsampleKernels.NearestForward(x, y, planes, h, w, sh, sw);
+        var yRef = new double[y.Length];
+        UpsampleScalar.NearestForward<double>(D(x), yRef, planes, h, w, sh, sw);
+        AssertNmse(yRef, y, "upsample");
+        var dy = Rand(r, y.Length);
+        var dx = new float[x.Length];
+        UpsampleKernels.NearestBackward(dy, dx, planes, h, w, sh, sw);
+        var dxRef = new double[x.Length];
+        UpsampleScalar.NearestBackward<double>(D(dy), dxRef, planes, h, w, sh, sw);
+        AssertNmse(dxRef, dx, "upsample backward");
+    }
+}
+
+/// <summary>Central finite differences in float64 of the part-B scalar twins against their backward (L = Σ y·dy).</summary>
+public class FiniteDifferenceTestsPartB
+{
+    private static double[] Rand(Random r, long n) { var a = new double[n]; for (long i = 0; i < n; i++) a[i] = r.NextDouble() * 2 - 1; return a; }
+    private static double Dot(double[] a, double[] b) { double s = 0; for (int i = 0; i < a.Length; i++) s += a[i] * b[i]; return s; }
+
+    private static void Check(double[] param, double[] analytic, Func<double> loss, string what)
+    {
+        const double h = 1e-6;
+        for (int i = 0; i < param.Length; i++)
+        {
+            double keep = param[i];
+            param[i] = keep + h; double up = loss();
+            param[i] = keep - h; double down = loss();
+            param[i] = keep;
+            double fd = (up - down) / (2 * h);
+            Assert.True(Math.Abs(fd - analytic[i]) <= 1e-6 * Math.Max(1, Math.Abs(fd)), $"{what}[{i}]: finite difference {fd} vs backward {analytic[i]}");
+        }
+    }
+
+    [Theory]
+    [InlineData(false, 0, false)]
+    [InlineData(true, 0, true)]
+    [InlineData(true, 3, false)]
+    public void AttentionBackward(bool causal, int window, bool mask)
+    {
+        var r = new Random(3);
+        var g = new AttentionGeometry(2, 4, 2, 3, 5, 3, 0.7f, causal, window, mask, mask);
+        var q = Rand(r, g.QueryElements); var k = Rand(r, g.KeyElements); var v = Rand(r, g.KeyElements);
+        var m = mask ? Rand(r, g.MaskElements) : Array.Empty<double>();
+        var dO = Rand(r, g.QueryElements);
+        double Loss()
+        {
+            var o = new double[g.QueryElements];
+            AttentionScalar.Forward<double>(q, k, v, m, o, new double[g.LseElements], g);
+            return Dot(o, dO);
+        }
+        double[] dq = new double[q.Length], dk = new double[k.Length], dv = new double[v.Length];
+        AttentionScalar.Backward<double>(q, k, v, m, dO, dq, dk, dv, g);
+        Check(q, dq, Loss, "dq"); Check(k, dk, Loss, "dk"); Check(v, dv, Loss, "dv");
+    }
+
+    [Fact]
+    public void Conv2dBackward()
+    {
+        var r = new Random(4);
+        var g = new Conv2dGeometry(2, 3, 5, 4, 2, 3, 2, 2, 1, 1, 0);
+        var x = Rand(r, g.InputElements); var w = Rand(r, g.WeightElements); var b = Rand(r, 2);
+        var dy = Rand(r, g.OutputElements);
+        double Loss() { var y = new double[g.OutputElements]; ConvScalar.Forward<double>(x, w, b, y, g); return Dot(y, dy); }
+        double[] dx = new double[x.Length], dw = new double[w.Length], db = new double[2];
+        ConvScalar.Backward<double>(x, w, dy, dx, dw, db, g);
+        Check(x, dx, Loss, "dx"); Check(w, dw, Loss, "dw"); Check(b, db, Loss, "dbias");
+    }
+
+    [Fact]
+    public void RopeBackwardIsTheInverseRotation()
+    {
+        var r = new Random(5);
+        int rows = 3, headDim = 10, rot = 6;
+        var x = Rand(r, rows * headDim);
+        var angles = Rand(r, rows * rot / 2);
+        var cos = angles.Select(Math.Cos).ToArray();
+        var sin = angles.Select(Math.Sin).ToArray();
+        var dy = Rand(r, x.Length);
+        double Loss() { var y = new double[x.Length]; RopeScalar.Apply<double>(x, y, cos, sin, rows, headDim, rot, false); return Dot(y, dy); }
+        var dx = new double[x.Length];
+        RopeScalar.Apply<double>(dy, dx, cos, sin, rows, headDim, rot, true);
+        Check(x, dx, Loss, "dx");
+    }
+}
