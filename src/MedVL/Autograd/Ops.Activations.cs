@@ -6,7 +6,7 @@ namespace MedVL.Autograd;
 /// <summary>Activations by their HF ACT2FN names, and SwiGLU (separate gate/up, or Phi-3's fused gate_up).</summary>
 public static partial class Ops
 {
-    private enum ActKind { Gelu, GeluTanh, QuickGelu, Silu }
+    internal enum ActKind { Gelu, GeluTanh, QuickGelu, Silu }
 
     /// <summary>nn.GELU() / ACT2FN["gelu"]: 0.5 x (1 + erf(x/√2)).</summary>
     public static Tensor Gelu(Tensor x) => Act(ActKind.Gelu, x);
@@ -28,19 +28,11 @@ public static partial class Ops
         _ => throw new ArgumentException($"Activation: unsupported hidden_act \"{hfName}\" (expected gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, silu or swish)"),
     };
 
-    private static Tensor Act(ActKind kind, Tensor x)
+    private static unsafe Tensor Act(ActKind kind, Tensor x)
     {
         using var xc = ReadF32(x, kind.ToString(), "x");
         var y = NewLike(x);
-        var xs = xc.Span<float>();
-        var ys = y.Span<float>();
-        switch (kind)
-        {
-            case ActKind.Gelu: Activations.GeluForward(xs, ys); break;
-            case ActKind.GeluTanh: Activations.GeluTanhForward(xs, ys); break;
-            case ActKind.QuickGelu: Activations.QuickGeluForward(xs, ys); break;
-            default: Activations.SiluForward(xs, ys); break;
-        }
+        ActParallel.Run(kind, backward: false, (float*)xc.DataPointer, null, (float*)y.DataPointer, y.Numel);
         if (ShouldRecord(x)) y.GradFn = new ActBackward(kind, x, xc.Detach());
         return y;
     }
@@ -58,17 +50,10 @@ public static partial class Ops
 
         public override string Name => _kind + "Backward";
 
-        public override Tensor?[] Backward(Tensor g)
+        public override unsafe Tensor?[] Backward(Tensor g)
         {
             var gx = Tensor.Empty(g.ShapeArray());
-            var xs = _x!.Span<float>();
-            switch (_kind)
-            {
-                case ActKind.Gelu: Activations.GeluBackward(xs, g.Span<float>(), gx.Span<float>()); break;
-                case ActKind.GeluTanh: Activations.GeluTanhBackward(xs, g.Span<float>(), gx.Span<float>()); break;
-                case ActKind.QuickGelu: Activations.QuickGeluBackward(xs, g.Span<float>(), gx.Span<float>()); break;
-                default: Activations.SiluBackward(xs, g.Span<float>(), gx.Span<float>()); break;
-            }
+            ActParallel.Run(_kind, backward: true, (float*)_x!.DataPointer, (float*)g.DataPointer, (float*)gx.DataPointer, gx.Numel);
             return new Tensor?[] { gx };
         }
 
@@ -151,5 +136,59 @@ public static partial class Ops
             _gate?.Dispose(); _gate = null;
             _up?.Dispose(); _up = null;
         }
+    }
+}
+
+/// <summary>
+/// Activations forward and backward spread over threads in contiguous chunks: elements are independent, so the result
+/// equals the one-thread kernel bit for bit. Under ~32k elements per chunk the call stays on the calling thread.
+/// </summary>
+internal static unsafe class ActParallel
+{
+    private struct Job : IParallelJob
+    {
+        public Ops.ActKind Kind;
+        public bool Backward;
+        public float* X, G, Y;
+        public long N, Chunk;
+
+        public void Execute(int index)
+        {
+            long off = index * Chunk;
+            int len = (int)Math.Min(Chunk, N - off);
+            if (len <= 0) return;
+            var x = new ReadOnlySpan<float>(X + off, len);
+            var y = new Span<float>(Y + off, len);
+            if (!Backward)
+            {
+                switch (Kind)
+                {
+                    case Ops.ActKind.Gelu: Activations.GeluForward(x, y); break;
+                    case Ops.ActKind.GeluTanh: Activations.GeluTanhForward(x, y); break;
+                    case Ops.ActKind.QuickGelu: Activations.QuickGeluForward(x, y); break;
+                    default: Activations.SiluForward(x, y); break;
+                }
+                return;
+            }
+            var g = new ReadOnlySpan<float>(G + off, len);
+            switch (Kind)
+            {
+                case Ops.ActKind.Gelu: Activations.GeluBackward(x, g, y); break;
+                case Ops.ActKind.GeluTanh: Activations.GeluTanhBackward(x, g, y); break;
+                case Ops.ActKind.QuickGelu: Activations.QuickGeluBackward(x, g, y); break;
+                default: Activations.SiluBackward(x, g, y); break;
+            }
+        }
+    }
+
+    public static void Run(Ops.ActKind kind, bool backward, float* x, float* g, float* y, long n)
+    {
+        if (n <= 0) return;
+        int threads = ParallelRuntime.ResolveThreads(0);
+        long chunks = Math.Clamp(n / RowParallel.MinElementsPerChunk, 1, threads * 4L);
+        var job = new Job { Kind = kind, Backward = backward, X = x, G = g, Y = y, N = n, Chunk = (n + chunks - 1) / chunks };
+        int count = (int)((n + job.Chunk - 1) / job.Chunk);
+        if (count == 1) job.Execute(0);
+        else ParallelRuntime.For(count, ref job);
     }
 }

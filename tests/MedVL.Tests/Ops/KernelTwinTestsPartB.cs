@@ -1,3 +1,4 @@
+using MedVL.Autograd;
 using MedVL.Kernels;
 using MedVL.Kernels.Scalar;
 
@@ -212,5 +213,40 @@ public class FiniteDifferenceTestsPartB
         var dx = new double[x.Length];
         RopeScalar.Apply<double>(dy, dx, cos, sin, rows, headDim, rot, true);
         Check(x, dx, Loss, "dx");
+    }
+}
+
+/// <summary>Activations split over threads give the one-call kernel's result bit for bit, forward and backward.</summary>
+public class ActivationParallelTests
+{
+    [Fact]
+    public void ChunkedActivationsEqualOneCall()
+    {
+        var r = new Random(9);
+        int n = 300_007; // several chunks, odd tail
+        var xv = Enumerable.Range(0, n).Select(_ => (float)(r.NextDouble() * 8 - 4)).ToArray();
+        var gv = Enumerable.Range(0, n).Select(_ => (float)(r.NextDouble() * 2 - 1)).ToArray();
+        var cases = new (Func<Tensor, Tensor> Op, Action<ReadOnlySpan<float>, Span<float>> Fwd, Action<ReadOnlySpan<float>, ReadOnlySpan<float>, Span<float>> Bwd)[]
+        {
+            (MedVL.Autograd.Ops.Gelu, MedVL.Kernels.Activations.GeluForward, MedVL.Kernels.Activations.GeluBackward),
+            (MedVL.Autograd.Ops.GeluTanh, MedVL.Kernels.Activations.GeluTanhForward, MedVL.Kernels.Activations.GeluTanhBackward),
+            (MedVL.Autograd.Ops.QuickGelu, MedVL.Kernels.Activations.QuickGeluForward, MedVL.Kernels.Activations.QuickGeluBackward),
+            (MedVL.Autograd.Ops.Silu, MedVL.Kernels.Activations.SiluForward, MedVL.Kernels.Activations.SiluBackward),
+        };
+        foreach (var (op, fwd, bwd) in cases)
+        {
+            using var x = Tensor.FromArray(xv, n);
+            x.RequiresGrad = true;
+            using var y = op(x);
+            var expected = new float[n];
+            fwd(xv, expected);
+            Assert.Equal(expected, y.ToFloatArray());
+            using var g = Tensor.FromArray(gv, n);
+            y.Backward(g);
+            var expectedGrad = new float[n];
+            bwd(xv, gv, expectedGrad);
+            Assert.Equal(expectedGrad, x.Grad!.ToFloatArray());
+            x.Grad.Dispose();
+        }
     }
 }
