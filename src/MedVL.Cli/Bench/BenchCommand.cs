@@ -62,14 +62,19 @@ internal static class BenchCommand
         }
     }
 
-    /// <summary>Seconds per run: warm-up (≥ 2 runs and ≥ 0.2 s), then <paramref name="runs"/> samples, each averaging enough
-    /// repetitions to last ≥ 20 ms so timer resolution and one-off noise do not dominate short kernels.</summary>
+    /// <summary>Seconds per run: warm-up (≥ 30 runs and ≥ 0.5 s, at most 10 s), then <paramref name="runs"/> samples, each
+    /// averaging enough repetitions to last ≥ 20 ms so timer resolution and one-off noise do not dominate short kernels.
+    /// The warm-up covers .NET's tiered JIT (a method is recompiled with full optimisation after 30 calls, in the
+    /// background): with 2 warm-up runs the attention case was still timing tier-0 code (4–20 GFLOP/s for its first calls).
+    /// The repetition count is calibrated on three runs after the warm-up, not on the warm-up itself.</summary>
     private static double[] Measure(Action run, int runs, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
         int warm = 0;
-        while (warm < 2 || sw.Elapsed.TotalSeconds < 0.2) { run(); warm++; }
-        double perRun = sw.Elapsed.TotalSeconds / warm;
+        while ((warm < 30 || sw.Elapsed.TotalSeconds < 0.5) && sw.Elapsed.TotalSeconds < 10) { ct.ThrowIfCancellationRequested(); run(); warm++; }
+        long c0 = Stopwatch.GetTimestamp();
+        for (int i = 0; i < 3; i++) run();
+        double perRun = Stopwatch.GetElapsedTime(c0).TotalSeconds / 3;
         int reps = Math.Max(1, (int)Math.Ceiling(0.02 / Math.Max(perRun, 1e-9)));
         var samples = new double[runs];
         for (int i = 0; i < runs; i++)
