@@ -84,8 +84,7 @@ public static partial class Ops
         using var ac = ReadF32(a, name, "a");
         using var bc = ReadF32(b, name, "b");
         var y = Tensor.Empty(shape);
-        Elementwise.Binary(op, ac.Span<float>(), BroadcastStrides(a.Shape, shape), bc.Span<float>(), BroadcastStrides(b.Shape, shape),
-            y.Span<float>(), shape);
+        BinaryParallel.Run(op, ac, BroadcastStrides(a.Shape, shape), bc, BroadcastStrides(b.Shape, shape), y, shape);
         if (ShouldRecord(a, b))
         {
             bool save = op is BinaryOp.Mul or BinaryOp.Div;
@@ -158,7 +157,7 @@ public static partial class Ops
 
     // ================= unary elementwise ops =================
 
-    private enum UnaryKind { Neg, Scale, AddScalar, Exp, Log, Sqrt, Square, Pow, Tanh, Sigmoid }
+    internal enum UnaryKind { Neg, Scale, AddScalar, Exp, Log, Sqrt, Square, Pow, Tanh, Sigmoid }
 
     public static Tensor Neg(Tensor x) => Unary(UnaryKind.Neg, x, 0f);
     /// <summary>x · alpha.</summary>
@@ -178,21 +177,7 @@ public static partial class Ops
     {
         using var xc = ReadF32(x, kind.ToString(), "x");
         var y = NewLike(x);
-        var xs = xc.Span<float>();
-        var ys = y.Span<float>();
-        switch (kind)
-        {
-            case UnaryKind.Neg: Elementwise.NegForward(xs, ys); break;
-            case UnaryKind.Scale: Elementwise.ScaleForward(xs, p, ys); break;
-            case UnaryKind.AddScalar: Elementwise.AddScalarForward(xs, p, ys); break;
-            case UnaryKind.Exp: Elementwise.ExpForward(xs, ys); break;
-            case UnaryKind.Log: Elementwise.LogForward(xs, ys); break;
-            case UnaryKind.Sqrt: Elementwise.SqrtForward(xs, ys); break;
-            case UnaryKind.Square: Elementwise.SquareForward(xs, ys); break;
-            case UnaryKind.Pow: Elementwise.PowForward(xs, p, ys); break;
-            case UnaryKind.Tanh: Elementwise.TanhForward(xs, ys); break;
-            case UnaryKind.Sigmoid: Elementwise.SigmoidForward(xs, ys); break;
-        }
+        UnaryParallel.Run(kind, p, xc, y);
         if (ShouldRecord(x))
         {
             // Exp, Sqrt, Tanh, Sigmoid differentiate from their output; Log, Square, Pow from their input.
@@ -399,5 +384,101 @@ public static partial class Ops
             _mask?.Dispose();
             _mask = null;
         }
+    }
+}
+
+/// <summary>
+/// Elementwise ops spread over threads along the output's leading dimension (broadcasting binary) or in flat chunks
+/// (unary): every element is computed by the same kernel as on one thread, so results are bit-identical. Work under
+/// ~32k elements per chunk stays on the calling thread.
+/// </summary>
+internal static unsafe class BinaryParallel
+{
+    private struct Job : IParallelJob
+    {
+        public BinaryOp Op;
+        public float* A, B, Y;
+        public long[] AStrides, BStrides;
+        public int[] Shape;
+        public long ALen, BLen, RowElems;
+        public int Rows, Chunk;
+
+        public void Execute(int index)
+        {
+            int r0 = index * Chunk, rows = Math.Min(Chunk, Rows - r0);
+            if (rows <= 0) return;
+            var shape = (int[])Shape.Clone();
+            shape[0] = rows;
+            long ao = r0 * AStrides[0], bo = r0 * BStrides[0], yo = r0 * RowElems;
+            Elementwise.Binary(Op, new ReadOnlySpan<float>(A + ao, (int)(ALen - ao)), AStrides, new ReadOnlySpan<float>(B + bo, (int)(BLen - bo)), BStrides,
+                new Span<float>(Y + yo, checked((int)(rows * RowElems))), shape);
+        }
+    }
+
+    public static void Run(BinaryOp op, Tensor a, long[] aStrides, Tensor b, long[] bStrides, Tensor y, int[] shape)
+    {
+        int chunks = shape.Length == 0 ? 1 : ChunkCount(y.Numel, shape[0]);
+        if (chunks <= 1)
+        {
+            Elementwise.Binary(op, a.Span<float>(), aStrides, b.Span<float>(), bStrides, y.Span<float>(), shape);
+            return;
+        }
+        var job = new Job
+        {
+            Op = op, A = (float*)a.DataPointer, B = (float*)b.DataPointer, Y = (float*)y.DataPointer, AStrides = aStrides, BStrides = bStrides,
+            Shape = shape, ALen = a.Numel, BLen = b.Numel, RowElems = y.Numel / shape[0], Rows = shape[0], Chunk = (shape[0] + chunks - 1) / chunks,
+        };
+        ParallelRuntime.For((job.Rows + job.Chunk - 1) / job.Chunk, ref job);
+    }
+
+    /// <summary>How many pieces to cut <paramref name="rows"/> rows of <paramref name="elements"/> elements into.</summary>
+    internal static int ChunkCount(long elements, int rows)
+    {
+        int threads = ParallelRuntime.ResolveThreads(0);
+        long byWork = Math.Max(1, elements / RowParallel.MinElementsPerChunk);
+        return (int)Math.Min(Math.Min(byWork, threads * 4L), Math.Max(rows, 1));
+    }
+}
+
+internal static unsafe class UnaryParallel
+{
+    private struct Job : IParallelJob
+    {
+        public Ops.UnaryKind Kind;
+        public float P;
+        public float* X, Y;
+        public long N, Chunk;
+
+        public void Execute(int index)
+        {
+            long off = index * Chunk;
+            int len = (int)Math.Min(Chunk, N - off);
+            if (len <= 0) return;
+            var xs = new ReadOnlySpan<float>(X + off, len);
+            var ys = new Span<float>(Y + off, len);
+            switch (Kind)
+            {
+                case Ops.UnaryKind.Neg: Elementwise.NegForward(xs, ys); break;
+                case Ops.UnaryKind.Scale: Elementwise.ScaleForward(xs, P, ys); break;
+                case Ops.UnaryKind.AddScalar: Elementwise.AddScalarForward(xs, P, ys); break;
+                case Ops.UnaryKind.Exp: Elementwise.ExpForward(xs, ys); break;
+                case Ops.UnaryKind.Log: Elementwise.LogForward(xs, ys); break;
+                case Ops.UnaryKind.Sqrt: Elementwise.SqrtForward(xs, ys); break;
+                case Ops.UnaryKind.Square: Elementwise.SquareForward(xs, ys); break;
+                case Ops.UnaryKind.Pow: Elementwise.PowForward(xs, P, ys); break;
+                case Ops.UnaryKind.Tanh: Elementwise.TanhForward(xs, ys); break;
+                case Ops.UnaryKind.Sigmoid: Elementwise.SigmoidForward(xs, ys); break;
+            }
+        }
+    }
+
+    public static void Run(Ops.UnaryKind kind, float p, Tensor x, Tensor y)
+    {
+        long n = y.Numel;
+        int chunks = BinaryParallel.ChunkCount(n, (int)Math.Min(n, int.MaxValue));
+        var job = new Job { Kind = kind, P = p, X = (float*)x.DataPointer, Y = (float*)y.DataPointer, N = n, Chunk = Math.Max(1, (n + chunks - 1) / Math.Max(chunks, 1)) };
+        int count = (int)((n + job.Chunk - 1) / job.Chunk);
+        if (count <= 1) job.Execute(0);
+        else ParallelRuntime.For(count, ref job);
     }
 }

@@ -250,3 +250,53 @@ public class ActivationParallelTests
         }
     }
 }
+
+/// <summary>Elementwise ops split over threads equal the one-call kernel bit for bit, with and without broadcasting.</summary>
+public class ElementwiseParallelTests
+{
+    private static float[] Rand(Random r, int n) => Enumerable.Range(0, n).Select(_ => (float)(r.NextDouble() * 4 + 0.1)).ToArray();
+
+    [Theory]
+    [InlineData(new[] { 37, 3, 1001 }, new[] { 37, 3, 1001 })]
+    [InlineData(new[] { 37, 3, 1001 }, new[] { 1001 })]
+    [InlineData(new[] { 37, 1, 1001 }, new[] { 1, 3, 1 })]
+    [InlineData(new[] { 1, 300007 }, new[] { 5, 1 })]
+    public void BinaryOpsEqualOneCall(int[] aShape, int[] bShape)
+    {
+        var r = new Random(aShape.Sum());
+        using var a = Tensor.FromArray(Rand(r, aShape.Aggregate(1, (x, y) => x * y)), aShape);
+        using var b = Tensor.FromArray(Rand(r, bShape.Aggregate(1, (x, y) => x * y)), bShape);
+        var shape = MedVL.Autograd.Ops.BroadcastShape(aShape, bShape, "test");
+        foreach (var (op, kind) in new (Func<Tensor, Tensor, Tensor>, MedVL.Kernels.BinaryOp)[]
+                 { (MedVL.Autograd.Ops.Add, MedVL.Kernels.BinaryOp.Add), (MedVL.Autograd.Ops.Sub, MedVL.Kernels.BinaryOp.Sub),
+                   (MedVL.Autograd.Ops.Mul, MedVL.Kernels.BinaryOp.Mul), (MedVL.Autograd.Ops.Div, MedVL.Kernels.BinaryOp.Div) })
+        {
+            using var y = op(a, b);
+            var expected = new float[y.Numel];
+            MedVL.Kernels.Elementwise.Binary(kind, a.Span<float>(), MedVL.Autograd.Ops.BroadcastStrides(aShape, shape),
+                b.Span<float>(), MedVL.Autograd.Ops.BroadcastStrides(bShape, shape), expected, shape);
+            Assert.Equal(expected, y.ToFloatArray());
+        }
+    }
+
+    [Fact]
+    public void UnaryOpsEqualOneCall()
+    {
+        var r = new Random(2);
+        var xv = Rand(r, 250_003);
+        using var x = Tensor.FromArray(xv, xv.Length);
+        var cases = new (Func<Tensor, Tensor>, Action<ReadOnlySpan<float>, Span<float>>)[]
+        {
+            (MedVL.Autograd.Ops.Exp, MedVL.Kernels.Elementwise.ExpForward), (MedVL.Autograd.Ops.Log, MedVL.Kernels.Elementwise.LogForward),
+            (MedVL.Autograd.Ops.Tanh, MedVL.Kernels.Elementwise.TanhForward), (MedVL.Autograd.Ops.Sigmoid, MedVL.Kernels.Elementwise.SigmoidForward),
+            (MedVL.Autograd.Ops.Sqrt, MedVL.Kernels.Elementwise.SqrtForward), (t => MedVL.Autograd.Ops.Scale(t, 1.7f), (s, d) => MedVL.Kernels.Elementwise.ScaleForward(s, 1.7f, d)),
+        };
+        foreach (var (op, kernel) in cases)
+        {
+            using var y = op(x);
+            var expected = new float[xv.Length];
+            kernel(xv, expected);
+            Assert.Equal(expected, y.ToFloatArray());
+        }
+    }
+}
