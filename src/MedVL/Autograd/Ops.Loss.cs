@@ -41,11 +41,19 @@ public static partial class Ops
             (_count, _rows, _classes, _ignore) = (count, rows, classes, ignore);
         }
 
-        public override Tensor?[] Backward(Tensor g)
+        public override unsafe Tensor?[] Backward(Tensor g)
         {
             var gx = Tensor.Empty(Inputs[0].ShapeArray());
             float scale = g.Span<float>()[0] / _count;
-            Loss.CrossEntropyBackward(_logits!.Span<float>(), _targets!.Span<long>(), _lse!.Span<float>(), scale, gx.Span<float>(), _rows, _classes, _ignore);
+            var job = new CrossEntropyBackwardJob
+            {
+                Logits = (float*)_logits!.DataPointer, Targets = (long*)_targets!.DataPointer, Lse = (float*)_lse!.DataPointer,
+                Gx = (float*)gx.DataPointer, Scale = scale, Rows = _rows, Classes = _classes, Ignore = _ignore,
+            };
+            int chunks = BinaryParallel.ChunkCount((long)_rows * _classes, _rows);
+            job.Chunk = (_rows + chunks - 1) / Math.Max(chunks, 1);
+            if (chunks <= 1) job.Execute(0);
+            else ParallelRuntime.For((_rows + job.Chunk - 1) / job.Chunk, ref job);
             return new Tensor?[] { gx };
         }
 
@@ -89,5 +97,25 @@ public static partial class Ops
             _a?.Dispose(); _a = null;
             _b?.Dispose(); _b = null;
         }
+    }
+}
+
+/// <summary>Cross-entropy backward over row chunks (rows are independent: softmax − one-hot per row, scaled).</summary>
+internal unsafe struct CrossEntropyBackwardJob : IParallelJob
+{
+    public float* Logits, Lse, Gx;
+    public long* Targets;
+    public float Scale;
+    public int Rows, Classes, Chunk;
+    public long Ignore;
+
+    public void Execute(int index)
+    {
+        int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
+        if (rc <= 0) return;
+        long off = (long)r0 * Classes;
+        int len = checked(rc * Classes);
+        Loss.CrossEntropyBackward(new ReadOnlySpan<float>(Logits + off, len), new ReadOnlySpan<long>(Targets + r0, rc),
+            new ReadOnlySpan<float>(Lse + r0, rc), Scale, new Span<float>(Gx + off, len), rc, Classes, Ignore);
     }
 }

@@ -45,11 +45,15 @@ public static partial class Ops
 
         public override string Name => _log ? "LogSoftmaxBackward" : "SoftmaxBackward";
 
-        public override Tensor?[] Backward(Tensor g)
+        public override unsafe Tensor?[] Backward(Tensor g)
         {
             var gx = Tensor.Empty(g.ShapeArray());
-            if (_log) Kernels.Softmax.LogSoftmaxBackward(_y!.Span<float>(), g.Span<float>(), gx.Span<float>(), _rows, _n);
-            else Kernels.Softmax.SoftmaxBackward(_y!.Span<float>(), g.Span<float>(), gx.Span<float>(), _rows, _n);
+            var job = new RowParallel.Job
+            {
+                Kind = _log ? RowParallel.Kernel.LogSoftmaxBackward : RowParallel.Kernel.SoftmaxBackward,
+                X = (float*)_y!.DataPointer, G = (float*)g.DataPointer, Y = (float*)gx.DataPointer, Rows = _rows, D = _n,
+            };
+            RowParallel.Run(ref job);
             return new Tensor?[] { gx };
         }
 
@@ -62,18 +66,18 @@ public static partial class Ops
 }
 
 /// <summary>
-/// The one place the row-wise forward kernels (softmax, log-softmax, RMSNorm, LayerNorm) are spread over threads:
+/// The one place the row-wise kernels (softmax and log-softmax forward and backward, RMSNorm and LayerNorm forward) are spread over threads:
 /// rows are independent, so each chunk of rows runs the same span kernel and the result is identical to one thread.
 /// Small problems (under ~32k elements per chunk) stay on the calling thread.
 /// </summary>
 internal static unsafe class RowParallel
 {
-    internal enum Kernel : byte { Softmax, LogSoftmax, RmsNorm, LayerNorm }
+    internal enum Kernel : byte { Softmax, LogSoftmax, RmsNorm, LayerNorm, SoftmaxBackward, LogSoftmaxBackward }
 
     internal struct Job : IParallelJob
     {
         public Kernel Kind;
-        public float* X, W, B, Y, Stat1, Stat2;
+        public float* X, W, B, Y, Stat1, Stat2, G; // backward kinds: X = the forward output, G = its gradient, Y = dX
         public int Rows, D, Chunk;
         public float Eps;
 
@@ -92,6 +96,8 @@ internal static unsafe class RowParallel
             {
                 case Kernel.Softmax: Kernels.Softmax.SoftmaxForward(x, y, rc, D); break;
                 case Kernel.LogSoftmax: Kernels.Softmax.LogSoftmaxForward(x, y, rc, D); break;
+                case Kernel.SoftmaxBackward: Kernels.Softmax.SoftmaxBackward(x, new ReadOnlySpan<float>(G + off, len), y, rc, D); break;
+                case Kernel.LogSoftmaxBackward: Kernels.Softmax.LogSoftmaxBackward(x, new ReadOnlySpan<float>(G + off, len), y, rc, D); break;
                 case Kernel.RmsNorm: Norms.RmsNormForward(x, w, y, new Span<float>(Stat1 + r0, rc), rc, D, Eps); break;
                 default: Norms.LayerNormForward(x, w, b, y, new Span<float>(Stat1 + r0, rc), new Span<float>(Stat2 + r0, rc), rc, D, Eps); break;
             }
