@@ -143,10 +143,8 @@ public static partial class Ops
             switch (_kind)
             {
                 case NormKind.Rms:
-                    Norms.RmsNormBackward(_x!.Span<float>(), ws, st, g.Span<float>(), gxs, gws, _a, _b);
-                    break;
                 case NormKind.Layer:
-                    Norms.LayerNormBackward(_x!.Span<float>(), ws, st[.._a], st[_a..], g.Span<float>(), gxs, gws, gbs, _a, _b);
+                    NormBackwardParallel.Run(_kind == NormKind.Layer, _x!, _w, _stats!, g, gx, gw, gb, _a, _b);
                     break;
                 default:
                     int blocks = _a * _d;
@@ -164,6 +162,63 @@ public static partial class Ops
             _x?.Dispose(); _x = null;
             _w?.Dispose(); _w = null;
             _stats?.Dispose(); _stats = null;
+        }
+    }
+}
+
+/// <summary>
+/// RMSNorm / LayerNorm backward over row chunks. dX rows are independent; the weight and bias gradients are sums over
+/// rows, so each chunk accumulates its own partial and the partials are added in chunk order afterwards (deterministic
+/// for a given thread count; the summation order differs from one thread, within float rounding).
+/// </summary>
+internal static unsafe class NormBackwardParallel
+{
+    private struct Job : IParallelJob
+    {
+        public bool Layer;
+        public float* X, W, Stats, G, Gx, Partials;
+        public int Rows, D, Chunk;
+        public bool HasW, HasGx, HasGw, HasGb;
+
+        public void Execute(int index)
+        {
+            int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
+            if (rc <= 0) return;
+            long off = (long)r0 * D;
+            int len = checked(rc * D);
+            var x = new ReadOnlySpan<float>(X + off, len);
+            var gy = new ReadOnlySpan<float>(G + off, len);
+            var w = HasW ? new ReadOnlySpan<float>(W, D) : default;
+            var gx = HasGx ? new Span<float>(Gx + off, len) : default;
+            float* part = Partials + (long)index * 2 * D;
+            var gw = HasGw ? new Span<float>(part, D) : default;
+            var gb = HasGb ? new Span<float>(part + D, D) : default;
+            if (Layer)
+                Norms.LayerNormBackward(x, w, new ReadOnlySpan<float>(Stats + r0, rc), new ReadOnlySpan<float>(Stats + Rows + r0, rc), gy, gx, gw, gb, rc, D);
+            else
+                Norms.RmsNormBackward(x, w, new ReadOnlySpan<float>(Stats + r0, rc), gy, gx, gw, rc, D);
+        }
+    }
+
+    public static void Run(bool layer, Tensor x, Tensor? w, Tensor stats, Tensor g, Tensor? gx, Tensor? gw, Tensor? gb, int rows, int d)
+    {
+        int chunks = BinaryParallel.ChunkCount((long)rows * d, rows);
+        int chunk = (rows + chunks - 1) / Math.Max(chunks, 1);
+        int count = Math.Max(1, (rows + chunk - 1) / Math.Max(chunk, 1));
+        using var partials = Tensor.Zeros(count, 2, d);
+        var job = new Job
+        {
+            Layer = layer, X = (float*)x.DataPointer, W = w is null ? null : (float*)w.DataPointer, Stats = (float*)stats.DataPointer,
+            G = (float*)g.DataPointer, Gx = gx is null ? null : (float*)gx.DataPointer, Partials = (float*)partials.DataPointer,
+            Rows = rows, D = d, Chunk = Math.Max(chunk, 1), HasW = w is not null, HasGx = gx is not null, HasGw = gw is not null, HasGb = gb is not null,
+        };
+        if (count == 1) job.Execute(0);
+        else ParallelRuntime.For(count, ref job);
+        var ps = partials.Span<float>();
+        for (int c = 0; c < count; c++)
+        {
+            if (gw is not null) System.Numerics.Tensors.TensorPrimitives.Add(gw.Span<float>(), ps.Slice(c * 2 * d, d), gw.Span<float>());
+            if (gb is not null) System.Numerics.Tensors.TensorPrimitives.Add(gb.Span<float>(), ps.Slice(c * 2 * d + d, d), gb.Span<float>());
         }
     }
 }

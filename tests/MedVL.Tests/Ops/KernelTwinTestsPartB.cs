@@ -347,3 +347,46 @@ public class RowParallelBackwardTests
         for (int i = 0; i < gx.Length; i++) Assert.Equal(gx[i], got[i], 1e-6f);
     }
 }
+
+/// <summary>Chunked RMSNorm / LayerNorm backward equals one kernel call (dX exactly; dW, dB up to summation order).</summary>
+public class NormBackwardParallelTests
+{
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ChunkedNormBackwardEqualsOneCall(bool layer)
+    {
+        var r = new Random(layer ? 1 : 2);
+        int rows = 301, d = 515;
+        float[] R(int n) => Enumerable.Range(0, n).Select(_ => (float)(r.NextDouble() * 2 - 1)).ToArray();
+        var xv = R(rows * d); var wv = R(d); var bv = R(d); var gv = R(rows * d);
+        using var x = Tensor.FromArray(xv, rows, d); x.RequiresGrad = true;
+        using var w = Tensor.FromArray(wv, d); w.RequiresGrad = true;
+        using var b = Tensor.FromArray(bv, d); b.RequiresGrad = true;
+        using var y = layer ? MedVL.Autograd.Ops.LayerNorm(x, w, b, 1e-5f) : MedVL.Autograd.Ops.RmsNorm(x, w, 1e-6f);
+        using var g = Tensor.FromArray(gv, rows, d);
+        y.Backward(g);
+
+        // one call over all rows, statistics recomputed by the forward kernel
+        var yRef = new float[rows * d]; var s1 = new float[rows]; var s2 = new float[rows];
+        var gx = new float[rows * d]; var gw = new float[d]; var gb = new float[d];
+        if (layer)
+        {
+            MedVL.Kernels.Norms.LayerNormForward(xv, wv, bv, yRef, s1, s2, rows, d, 1e-5f);
+            MedVL.Kernels.Norms.LayerNormBackward(xv, wv, s1, s2, gv, gx, gw, gb, rows, d);
+        }
+        else
+        {
+            MedVL.Kernels.Norms.RmsNormForward(xv, wv, yRef, s1, rows, d, 1e-6f);
+            MedVL.Kernels.Norms.RmsNormBackward(xv, wv, s1, gv, gx, gw, rows, d);
+        }
+        Assert.Equal(gx, x.Grad!.ToFloatArray());
+        var gwGot = w.Grad!.ToFloatArray();
+        for (int i = 0; i < d; i++) Assert.Equal(gw[i], gwGot[i], 1e-4f * MathF.Max(1, MathF.Abs(gw[i])));
+        if (layer)
+        {
+            var gbGot = b.Grad!.ToFloatArray();
+            for (int i = 0; i < d; i++) Assert.Equal(gb[i], gbGot[i], 1e-4f * MathF.Max(1, MathF.Abs(gb[i])));
+        }
+    }
+}
