@@ -65,7 +65,7 @@ public static partial class Ops
     }
 
     /// <summary>SwiGLU as in HF LlamaMLP: silu(gate) ⊙ up (same shapes).</summary>
-    public static Tensor SwiGlu(Tensor gate, Tensor up)
+    public static unsafe Tensor SwiGlu(Tensor gate, Tensor up)
     {
         if (!gate.Shape.SequenceEqual(up.Shape))
             throw new ArgumentException($"SwiGlu: gate {gate.Describe()} and up {up.Describe()} must have the same shape");
@@ -75,7 +75,7 @@ public static partial class Ops
         using var gc = ReadF32(gate, "SwiGlu", "gate");
         using var uc = ReadF32(up, "SwiGlu", "up");
         var y = NewLike(gate);
-        Activations.SwiGluForward(gc.Span<float>(), uc.Span<float>(), f, y.Span<float>(), rows, f);
+        SwiGluParallel.Forward((float*)gc.DataPointer, (float*)uc.DataPointer, f, (float*)y.DataPointer, rows, f);
         if (ShouldRecord(gate, up)) y.GradFn = new SwiGluBackward(new[] { gate, up }, gc.Detach(), uc.Detach(), rows, f, fused: false);
         return y;
     }
@@ -84,7 +84,7 @@ public static partial class Ops
     /// SwiGLU on Phi-3's fused gate_up_proj output [.., 2F]: HF Phi3MLP does gate, up = x.chunk(2, dim=-1), so the
     /// first half is the gate and the second the up projection; returns up ⊙ silu(gate) of shape [.., F].
     /// </summary>
-    public static Tensor SwiGluFused(Tensor gateUp)
+    public static unsafe Tensor SwiGluFused(Tensor gateUp)
     {
         if (gateUp.Rank == 0 || gateUp.Size(-1) % 2 != 0)
             throw new ArgumentException($"SwiGluFused: gate_up {gateUp.Describe()} must have an even last dim (gate and up halves)");
@@ -94,8 +94,7 @@ public static partial class Ops
         var shape = gateUp.ShapeArray();
         shape[^1] = f;
         var y = Tensor.Empty(shape);
-        var xs = xc.Span<float>();
-        Activations.SwiGluForward(xs, f == 0 ? xs : xs[f..], f2, y.Span<float>(), rows, f);
+        SwiGluParallel.Forward((float*)xc.DataPointer, (float*)xc.DataPointer + f, f2, (float*)y.DataPointer, rows, f);
         if (ShouldRecord(gateUp)) y.GradFn = new SwiGluBackward(new[] { gateUp }, xc.Detach(), null, rows, f, fused: true);
         return y;
     }
@@ -188,6 +187,35 @@ internal static unsafe class ActParallel
         long chunks = Math.Clamp(n / RowParallel.MinElementsPerChunk, 1, threads * 4L);
         var job = new Job { Kind = kind, Backward = backward, X = x, G = g, Y = y, N = n, Chunk = (n + chunks - 1) / chunks };
         int count = (int)((n + job.Chunk - 1) / job.Chunk);
+        if (count == 1) job.Execute(0);
+        else ParallelRuntime.For(count, ref job);
+    }
+}
+
+/// <summary>SwiGLU forward over row chunks (rows independent; the same kernel per row, so bit-identical to one call).</summary>
+internal static unsafe class SwiGluParallel
+{
+    private struct Job : IParallelJob
+    {
+        public float* Gate, Up, Y;
+        public int Pitch, F, Rows, Chunk;
+
+        public void Execute(int index)
+        {
+            int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
+            if (rc <= 0) return;
+            int inLen = checked((rc - 1) * Pitch + F);
+            Activations.SwiGluForward(new ReadOnlySpan<float>(Gate + (long)r0 * Pitch, inLen), new ReadOnlySpan<float>(Up + (long)r0 * Pitch, inLen),
+                Pitch, new Span<float>(Y + (long)r0 * F, checked(rc * F)), rc, F);
+        }
+    }
+
+    public static void Forward(float* gate, float* up, int pitch, float* y, int rows, int f)
+    {
+        if (rows <= 0 || f <= 0) return;
+        int chunks = BinaryParallel.ChunkCount((long)rows * f, rows);
+        var job = new Job { Gate = gate, Up = up, Y = y, Pitch = pitch, F = f, Rows = rows, Chunk = (rows + chunks - 1) / chunks };
+        int count = (rows + job.Chunk - 1) / job.Chunk;
         if (count == 1) job.Execute(0);
         else ParallelRuntime.For(count, ref job);
     }

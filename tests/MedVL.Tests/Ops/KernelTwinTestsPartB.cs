@@ -390,3 +390,23 @@ public class NormBackwardParallelTests
         }
     }
 }
+
+public class SwiGluParallelTests
+{
+    [Fact]
+    public void ChunkedSwiGluEqualsOneCall()
+    {
+        var r = new Random(6);
+        int rows = 211, f = 1003;
+        var gu = Enumerable.Range(0, rows * 2 * f).Select(_ => (float)(r.NextDouble() * 6 - 3)).ToArray();
+        using var fused = Tensor.FromArray(gu, rows, 2 * f);
+        using var y = MedVL.Autograd.Ops.SwiGluFused(fused);
+        var expected = new float[rows * f];
+        MedVL.Kernels.Activations.SwiGluForward(gu, gu.AsSpan(f), 2 * f, expected, rows, f);
+        Assert.Equal(expected, y.ToFloatArray());
+        using var gate = fused.Slice(1, 0, f).Contiguous();
+        using var up = fused.Slice(1, f, f).Contiguous();
+        using var y2 = MedVL.Autograd.Ops.SwiGlu(gate, up);
+        Assert.Equal(expected, y2.ToFloatArray());
+    }
+}
