@@ -183,8 +183,7 @@ internal static unsafe class ActParallel
     public static void Run(Ops.ActKind kind, bool backward, float* x, float* g, float* y, long n)
     {
         if (n <= 0) return;
-        int threads = ParallelRuntime.ResolveThreads(0);
-        long chunks = Math.Clamp(n / RowParallel.MinElementsPerChunk, 1, threads * 4L);
+        long chunks = WorkSplit.ChunkCount(n, (int)Math.Min(n, int.MaxValue));
         var job = new Job { Kind = kind, Backward = backward, X = x, G = g, Y = y, N = n, Chunk = (n + chunks - 1) / chunks };
         int count = (int)((n + job.Chunk - 1) / job.Chunk);
         if (count == 1) job.Execute(0);
@@ -213,7 +212,7 @@ internal static unsafe class SwiGluParallel
     public static void Forward(float* gate, float* up, int pitch, float* y, int rows, int f)
     {
         if (rows <= 0 || f <= 0) return;
-        int chunks = BinaryParallel.ChunkCount((long)rows * f, rows);
+        int chunks = WorkSplit.ChunkCount((long)rows * f, rows);
         var job = new Job { Gate = gate, Up = up, Y = y, Pitch = pitch, F = f, Rows = rows, Chunk = (rows + chunks - 1) / chunks };
         int count = (rows + job.Chunk - 1) / job.Chunk;
         if (count == 1) job.Execute(0);

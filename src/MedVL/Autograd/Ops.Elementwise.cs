@@ -417,7 +417,7 @@ internal static unsafe class BinaryParallel
 
     public static void Run(BinaryOp op, Tensor a, long[] aStrides, Tensor b, long[] bStrides, Tensor y, int[] shape)
     {
-        int chunks = shape.Length == 0 ? 1 : ChunkCount(y.Numel, shape[0]);
+        int chunks = shape.Length == 0 ? 1 : WorkSplit.ChunkCount(y.Numel, shape[0]);
         if (chunks <= 1)
         {
             Elementwise.Binary(op, a.Span<float>(), aStrides, b.Span<float>(), bStrides, y.Span<float>(), shape);
@@ -431,13 +431,6 @@ internal static unsafe class BinaryParallel
         ParallelRuntime.For((job.Rows + job.Chunk - 1) / job.Chunk, ref job);
     }
 
-    /// <summary>How many pieces to cut <paramref name="rows"/> rows of <paramref name="elements"/> elements into.</summary>
-    internal static int ChunkCount(long elements, int rows)
-    {
-        int threads = ParallelRuntime.ResolveThreads(0);
-        long byWork = Math.Max(1, elements / RowParallel.MinElementsPerChunk);
-        return (int)Math.Min(Math.Min(byWork, threads * 4L), Math.Max(rows, 1));
-    }
 }
 
 internal static unsafe class UnaryParallel
@@ -475,7 +468,7 @@ internal static unsafe class UnaryParallel
     public static void Run(Ops.UnaryKind kind, float p, Tensor x, Tensor y)
     {
         long n = y.Numel;
-        int chunks = BinaryParallel.ChunkCount(n, (int)Math.Min(n, int.MaxValue));
+        int chunks = WorkSplit.ChunkCount(n, (int)Math.Min(n, int.MaxValue));
         var job = new Job { Kind = kind, P = p, X = (float*)x.DataPointer, Y = (float*)y.DataPointer, N = n, Chunk = Math.Max(1, (n + chunks - 1) / Math.Max(chunks, 1)) };
         int count = (int)((n + job.Chunk - 1) / job.Chunk);
         if (count <= 1) job.Execute(0);

@@ -50,7 +50,7 @@ public static partial class Ops
                 Logits = (float*)_logits!.DataPointer, Targets = (long*)_targets!.DataPointer, Lse = (float*)_lse!.DataPointer,
                 Gx = (float*)gx.DataPointer, Scale = scale, Rows = _rows, Classes = _classes, Ignore = _ignore,
             };
-            int chunks = BinaryParallel.ChunkCount((long)_rows * _classes, _rows);
+            int chunks = WorkSplit.ChunkCount((long)_rows * _classes, _rows);
             job.Chunk = (_rows + chunks - 1) / Math.Max(chunks, 1);
             if (chunks <= 1) job.Execute(0);
             else ParallelRuntime.For((_rows + job.Chunk - 1) / job.Chunk, ref job);

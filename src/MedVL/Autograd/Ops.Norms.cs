@@ -202,7 +202,7 @@ internal static unsafe class NormBackwardParallel
 
     public static void Run(bool layer, Tensor x, Tensor? w, Tensor stats, Tensor g, Tensor? gx, Tensor? gw, Tensor? gb, int rows, int d)
     {
-        int chunks = BinaryParallel.ChunkCount((long)rows * d, rows);
+        int chunks = WorkSplit.ChunkCount((long)rows * d, rows);
         int chunk = (rows + chunks - 1) / Math.Max(chunks, 1);
         int count = Math.Max(1, (rows + chunk - 1) / Math.Max(chunk, 1));
         using var partials = Tensor.Zeros(count, 2, d);

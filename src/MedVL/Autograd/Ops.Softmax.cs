@@ -109,13 +109,21 @@ internal static unsafe class RowParallel
     internal static void Run(ref Job job, int maxThreads = 0)
     {
         if (job.Rows <= 0) return;
-        int threads = ParallelRuntime.ResolveThreads(maxThreads);
-        long elements = (long)job.Rows * Math.Max(job.D, 1);
-        int byWork = (int)Math.Max(1, Math.Min(job.Rows, elements / MinElementsPerChunk));
-        int chunks = Math.Min(byWork, threads * 4);
+        int chunks = WorkSplit.ChunkCount((long)job.Rows * Math.Max(job.D, 1), job.Rows, maxThreads);
         job.Chunk = (job.Rows + chunks - 1) / chunks;
         int count = (job.Rows + job.Chunk - 1) / job.Chunk;
         if (count == 1) job.Execute(0);
         else ParallelRuntime.For(count, ref job, maxThreads);
+    }
+}
+
+/// <summary>How the chunked ops cut their work: about four pieces per thread, none under ~32k elements, at most one per row.</summary>
+internal static class WorkSplit
+{
+    internal static int ChunkCount(long elements, int rows, int maxThreads = 0)
+    {
+        int threads = ParallelRuntime.ResolveThreads(maxThreads);
+        long byWork = Math.Max(1, elements / RowParallel.MinElementsPerChunk);
+        return (int)Math.Min(Math.Min(byWork, threads * 4L), Math.Max(rows, 1));
     }
 }
