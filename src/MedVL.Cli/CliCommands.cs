@@ -14,5 +14,6 @@ internal static class CliCommands
         yield return TokenizeCommands.Build();
         yield return PreprocessCommands.Build();
         yield return InspectCommands.Build();
+        yield return DemoCommands.Build();
     }
 }
