@@ -112,21 +112,19 @@ public static partial class Ops
             (_rows, _f, _fused) = (rows, f, fused);
         }
 
-        public override Tensor?[] Backward(Tensor g)
+        public override unsafe Tensor?[] Backward(Tensor g)
         {
             if (_fused)
             {
                 var gx = Tensor.Empty(Inputs[0].ShapeArray());
-                var xs = _gate!.Span<float>();
-                var gs = gx.Span<float>();
-                int pitch = 2 * _f;
-                Activations.SwiGluBackward(xs, _f == 0 ? xs : xs[_f..], pitch, g.Span<float>(), gs, _f == 0 ? gs : gs[_f..], _rows, _f);
+                float* x = (float*)_gate!.DataPointer, gxp = (float*)gx.DataPointer;
+                SwiGluParallel.Backward(x, x + _f, 2 * _f, (float*)g.DataPointer, gxp, gxp + _f, _rows, _f);
                 return new Tensor?[] { gx };
             }
             Tensor? gg = NeedsGrad(0) ? Tensor.Empty(Inputs[0].ShapeArray()) : null;
             Tensor? gu = NeedsGrad(1) ? Tensor.Empty(Inputs[1].ShapeArray()) : null;
-            Activations.SwiGluBackward(_gate!.Span<float>(), _up!.Span<float>(), _f, g.Span<float>(),
-                gg is null ? default : gg.Span<float>(), gu is null ? default : gu.Span<float>(), _rows, _f);
+            SwiGluParallel.Backward((float*)_gate!.DataPointer, (float*)_up!.DataPointer, _f, (float*)g.DataPointer,
+                gg is null ? null : (float*)gg.DataPointer, gu is null ? null : (float*)gu.DataPointer, _rows, _f);
             return new[] { gg, gu };
         }
 
@@ -191,12 +189,13 @@ internal static unsafe class ActParallel
     }
 }
 
-/// <summary>SwiGLU forward over row chunks (rows independent; the same kernel per row, so bit-identical to one call).</summary>
+/// <summary>SwiGLU forward and backward over row chunks (rows independent; the same kernel per row, so bit-identical to one call).</summary>
 internal static unsafe class SwiGluParallel
 {
     private struct Job : IParallelJob
     {
-        public float* Gate, Up, Y;
+        public bool Backward;
+        public float* Gate, Up, Y, GGate, GUp; // backward: Y = the output gradient
         public int Pitch, F, Rows, Chunk;
 
         public void Execute(int index)
@@ -204,17 +203,29 @@ internal static unsafe class SwiGluParallel
             int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
             if (rc <= 0) return;
             int inLen = checked((rc - 1) * Pitch + F);
-            Activations.SwiGluForward(new ReadOnlySpan<float>(Gate + (long)r0 * Pitch, inLen), new ReadOnlySpan<float>(Up + (long)r0 * Pitch, inLen),
-                Pitch, new Span<float>(Y + (long)r0 * F, checked(rc * F)), rc, F);
+            long inOff = (long)r0 * Pitch;
+            var gate = new ReadOnlySpan<float>(Gate + inOff, inLen);
+            var up = new ReadOnlySpan<float>(Up + inOff, inLen);
+            var y = new Span<float>(Y + (long)r0 * F, checked(rc * F));
+            if (!Backward) { Activations.SwiGluForward(gate, up, Pitch, y, rc, F); return; }
+            Activations.SwiGluBackward(gate, up, Pitch, y, GGate == null ? default : new Span<float>(GGate + inOff, inLen),
+                GUp == null ? default : new Span<float>(GUp + inOff, inLen), rc, F);
         }
     }
 
-    public static void Forward(float* gate, float* up, int pitch, float* y, int rows, int f)
+    public static void Forward(float* gate, float* up, int pitch, float* y, int rows, int f) =>
+        Run(new Job { Gate = gate, Up = up, Y = y, Pitch = pitch, F = f, Rows = rows });
+
+    /// <summary>gGate/gUp (either may be null) with the inputs' pitch; gy is [rows, f].</summary>
+    public static void Backward(float* gate, float* up, int pitch, float* gy, float* gGate, float* gUp, int rows, int f) =>
+        Run(new Job { Backward = true, Gate = gate, Up = up, Y = gy, GGate = gGate, GUp = gUp, Pitch = pitch, F = f, Rows = rows });
+
+    private static void Run(Job job)
     {
-        if (rows <= 0 || f <= 0) return;
-        int chunks = WorkSplit.ChunkCount((long)rows * f, rows);
-        var job = new Job { Gate = gate, Up = up, Y = y, Pitch = pitch, F = f, Rows = rows, Chunk = (rows + chunks - 1) / chunks };
-        int count = (rows + job.Chunk - 1) / job.Chunk;
+        if (job.Rows <= 0 || job.F <= 0) return;
+        int chunks = WorkSplit.ChunkCount((long)job.Rows * job.F, job.Rows);
+        job.Chunk = (job.Rows + chunks - 1) / chunks;
+        int count = (job.Rows + job.Chunk - 1) / job.Chunk;
         if (count == 1) job.Execute(0);
         else ParallelRuntime.For(count, ref job);
     }

@@ -408,5 +408,16 @@ public class SwiGluParallelTests
         using var up = fused.Slice(1, f, f).Contiguous();
         using var y2 = MedVL.Autograd.Ops.SwiGlu(gate, up);
         Assert.Equal(expected, y2.ToFloatArray());
+
+        // backward, fused layout: one kernel call over all rows vs the chunked op
+        var gy = Enumerable.Range(0, rows * f).Select(_ => (float)(r.NextDouble() * 2 - 1)).ToArray();
+        using var x = Tensor.FromArray(gu, rows, 2 * f);
+        x.RequiresGrad = true;
+        using var y3 = MedVL.Autograd.Ops.SwiGluFused(x);
+        using var g = Tensor.FromArray(gy, rows, f);
+        y3.Backward(g);
+        var gx = new float[rows * 2 * f];
+        MedVL.Kernels.Activations.SwiGluBackward(gu, gu.AsSpan(f), 2 * f, gy, gx, gx.AsSpan(f), rows, f);
+        Assert.Equal(gx, x.Grad!.ToFloatArray());
     }
 }
