@@ -65,7 +65,7 @@ public static partial class Ops
     {
         if (g.Shape.SequenceEqual(shape)) return g.Clone();
         var r = Tensor.Zeros(shape);
-        Reduce.SumInto(g.Span<float>(), g.Shape, r.Span<float>(), BroadcastStrides(shape, g.Shape));
+        SumIntoParallel.Run(g, r, BroadcastStrides(shape, g.Shape));
         return r;
     }
 
@@ -473,5 +473,51 @@ internal static unsafe class UnaryParallel
         int count = (int)((n + job.Chunk - 1) / job.Chunk);
         if (count <= 1) job.Execute(0);
         else ParallelRuntime.For(count, ref job);
+    }
+}
+
+/// <summary>
+/// Reduce.SumInto split over the source's leading dimension when that dimension is kept in the result (dst stride
+/// non-zero): the chunks then write disjoint outputs and each output element sums in the same order as on one thread.
+/// A reduction over the leading dimension stays on one thread.
+/// </summary>
+internal static unsafe class SumIntoParallel
+{
+    private struct Job : IParallelJob
+    {
+        public float* Src, Dst;
+        public int[] Shape;
+        public long[] DstStrides;
+        public long SrcLen, DstLen, SrcRow;
+        public int Rows, Chunk;
+
+        public void Execute(int index)
+        {
+            int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
+            if (rc <= 0) return;
+            var shape = (int[])Shape.Clone();
+            shape[0] = rc;
+            long so = r0 * SrcRow, dof = r0 * DstStrides[0];
+            Reduce.SumInto(new ReadOnlySpan<float>(Src + so, checked((int)(rc * SrcRow))), shape,
+                new Span<float>(Dst + dof, (int)(DstLen - dof)), DstStrides);
+        }
+    }
+
+    /// <summary>dst[offset(i)] += src[i] over src's shape (src contiguous float32).</summary>
+    public static void Run(Tensor src, Tensor dst, long[] dstStrides)
+    {
+        var shape = src.ShapeArray();
+        int chunks = shape.Length == 0 || dstStrides[0] == 0 ? 1 : WorkSplit.ChunkCount(src.Numel, shape[0]);
+        if (chunks <= 1)
+        {
+            Reduce.SumInto(src.Span<float>(), shape, dst.Span<float>(), dstStrides);
+            return;
+        }
+        var job = new Job
+        {
+            Src = (float*)src.DataPointer, Dst = (float*)dst.DataPointer, Shape = shape, DstStrides = dstStrides,
+            SrcLen = src.Numel, DstLen = dst.Numel, SrcRow = src.Numel / shape[0], Rows = shape[0], Chunk = (shape[0] + chunks - 1) / chunks,
+        };
+        ParallelRuntime.For((job.Rows + job.Chunk - 1) / job.Chunk, ref job);
     }
 }

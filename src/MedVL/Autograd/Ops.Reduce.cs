@@ -43,7 +43,7 @@ public static partial class Ops
         using var xc = ReadF32(x, name, "x");
         // The output has the memory layout of the kept shape, whether or not the size-1 dims are shown.
         var y = Tensor.Zeros(outShape.ToArray());
-        Reduce.SumInto(xc.Span<float>(), x.Shape, y.Span<float>(), BroadcastStrides(kept, x.Shape));
+        SumIntoParallel.Run(xc, y, BroadcastStrides(kept, x.Shape));
         float scale = mean ? 1f / count : 1f;
         if (mean) Elementwise.ScaleForward(y.Span<float>(), scale, y.Span<float>()); // count 0: 0·inf = NaN, as torch's mean of nothing
         if (ShouldRecord(x)) y.GradFn = new SumBackward(x, kept, scale, mean ? "MeanBackward" : "SumBackward");

@@ -421,3 +421,25 @@ public class SwiGluParallelTests
         Assert.Equal(gx, x.Grad!.ToFloatArray());
     }
 }
+
+public class SumIntoParallelTests
+{
+    [Theory]
+    [InlineData(new[] { 301, 517 }, new[] { 1 })]
+    [InlineData(new[] { 97, 31, 41 }, new[] { 1 })]
+    [InlineData(new[] { 97, 31, 41 }, new[] { 1, 2 })]
+    [InlineData(new[] { 97, 31, 41 }, new[] { 0 })]
+    public void ChunkedSumEqualsOneCall(int[] shape, int[] dims)
+    {
+        var r = new Random(shape.Sum());
+        int n = shape.Aggregate(1, (a, b) => a * b);
+        var xv = Enumerable.Range(0, n).Select(_ => (float)(r.NextDouble() * 2 - 1)).ToArray();
+        using var x = Tensor.FromArray(xv, shape);
+        using var y = MedVL.Autograd.Ops.Sum(x, dims, keepDim: true);
+        var kept = (int[])shape.Clone();
+        foreach (var d in dims) kept[d] = 1;
+        var expected = new float[kept.Aggregate(1, (a, b) => a * b)];
+        MedVL.Kernels.Reduce.SumInto(xv, shape, expected, MedVL.Autograd.Ops.BroadcastStrides(kept, shape));
+        Assert.Equal(expected, y.ToFloatArray());
+    }
+}
