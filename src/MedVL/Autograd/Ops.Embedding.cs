@@ -27,10 +27,7 @@ public static partial class Ops
         shape[^1] = d;
         var y = Tensor.Empty(shape);
         using (var wc = weight.IsContiguous ? weight.Detach() : weight.Clone())
-        {
-            if (weight.DType == DType.F32) Kernels.Embedding.GatherForward(idSpan, wc.Span<float>(), d, y.Span<float>());
-            else Kernels.Embedding.GatherForward(idSpan, wc.Span<ushort>(), weight.DType == DType.BF16, d, y.Span<float>());
-        }
+            EmbeddingParallel.Gather(idc, wc, d, y);
         if (ShouldRecord(weight)) y.GradFn = new EmbeddingBackward(weight, idc.Detach(), paddingIdx ?? -1);
         return y;
     }
@@ -58,5 +55,44 @@ public static partial class Ops
             _ids?.Dispose();
             _ids = null;
         }
+    }
+}
+
+/// <summary>Embedding gather over chunks of ids (each output row is one weight row: bit-identical to one call).</summary>
+internal static unsafe class EmbeddingParallel
+{
+    private struct Job : IParallelJob
+    {
+        public long* Ids;
+        public void* Weight;
+        public DType WeightType;
+        public long WeightLen;
+        public float* Y;
+        public int D, Rows, Chunk;
+
+        public void Execute(int index)
+        {
+            int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
+            if (rc <= 0) return;
+            var ids = new ReadOnlySpan<long>(Ids + r0, rc);
+            var y = new Span<float>(Y + (long)r0 * D, checked(rc * D));
+            if (WeightType == DType.F32) Kernels.Embedding.GatherForward(ids, new ReadOnlySpan<float>(Weight, checked((int)WeightLen)), D, y);
+            else Kernels.Embedding.GatherForward(ids, new ReadOnlySpan<ushort>(Weight, checked((int)WeightLen)), WeightType == DType.BF16, D, y);
+        }
+    }
+
+    public static void Gather(Tensor ids, Tensor weight, int d, Tensor y)
+    {
+        int rows = checked((int)ids.Numel);
+        if (rows == 0 || d == 0) return;
+        int chunks = WorkSplit.ChunkCount((long)rows * d, rows);
+        var job = new Job
+        {
+            Ids = (long*)ids.DataPointer, Weight = weight.DataPointer, WeightType = weight.DType, WeightLen = weight.Numel,
+            Y = (float*)y.DataPointer, D = d, Rows = rows, Chunk = (rows + chunks - 1) / chunks,
+        };
+        int count = (rows + job.Chunk - 1) / job.Chunk;
+        if (count == 1) job.Execute(0);
+        else ParallelRuntime.For(count, ref job);
     }
 }

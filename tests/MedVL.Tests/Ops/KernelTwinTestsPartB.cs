@@ -1,6 +1,7 @@
 using MedVL.Autograd;
 using MedVL.Kernels;
 using MedVL.Kernels.Scalar;
+using MedVL.Tensors;
 
 namespace MedVL.Tests.Ops;
 
@@ -441,5 +442,27 @@ public class SumIntoParallelTests
         var expected = new float[kept.Aggregate(1, (a, b) => a * b)];
         MedVL.Kernels.Reduce.SumInto(xv, shape, expected, MedVL.Autograd.Ops.BroadcastStrides(kept, shape));
         Assert.Equal(expected, y.ToFloatArray());
+    }
+}
+
+public class EmbeddingParallelTests
+{
+    [Fact]
+    public void ChunkedGatherEqualsOneCall()
+    {
+        var r = new Random(8);
+        int vocab = 1000, d = 257, n = 613;
+        var wv = Enumerable.Range(0, vocab * d).Select(_ => (float)(r.NextDouble() * 2 - 1)).ToArray();
+        var ids = Enumerable.Range(0, n).Select(_ => (long)r.Next(vocab)).ToArray();
+        using var w = Tensor.FromArray(wv, vocab, d);
+        using var idt = Tensor.FromArray(ids, n);
+        using var y = MedVL.Autograd.Ops.Embedding(idt, w, null);
+        var expected = new float[n * d];
+        MedVL.Kernels.Embedding.GatherForward(ids, wv, d, expected);
+        Assert.Equal(expected, y.ToFloatArray());
+        using var wb = w.To(DType.BF16);
+        using var yb = MedVL.Autograd.Ops.Embedding(idt, wb, null);
+        MedVL.Kernels.Embedding.GatherForward(ids, wb.Span<ushort>(), true, d, expected);
+        Assert.Equal(expected, yb.ToFloatArray());
     }
 }
