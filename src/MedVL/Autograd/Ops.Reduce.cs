@@ -160,19 +160,19 @@ public static partial class Ops
     // ================= no-grad selection over the last dim =================
 
     /// <summary>Index (int64) of the first maximum along the last dim; NaN counts as the maximum (torch.argmax).</summary>
-    public static Tensor Argmax(Tensor x)
+    public static unsafe Tensor Argmax(Tensor x)
     {
         if (x.Rank == 0 || x.Size(-1) == 0) throw new ArgumentException($"Argmax: {x.Describe()} needs a non-empty last dim");
         int n = x.Size(-1);
         using var xc = ReadF32(x, "Argmax", "x");
         var shape = x.ShapeArray()[..^1];
         var idx = Tensor.Empty(DType.I64, shape);
-        Select.Argmax(xc.Span<float>(), idx.Span<long>(), (int)(x.Numel / n), n);
+        SelectParallel.Run(topK: false, (float*)xc.DataPointer, (int)(x.Numel / n), n, 0, null, (long*)idx.DataPointer);
         return idx;
     }
 
     /// <summary>The k largest values along the last dim, sorted descending, and their int64 indices (torch.topk; ties: lower index first).</summary>
-    public static (Tensor Values, Tensor Indices) TopK(Tensor x, int k)
+    public static unsafe (Tensor Values, Tensor Indices) TopK(Tensor x, int k)
     {
         if (x.Rank == 0) throw new ArgumentException($"TopK: {x.Describe()} has no last dim");
         int n = x.Size(-1);
@@ -182,7 +182,38 @@ public static partial class Ops
         shape[^1] = k;
         var values = Tensor.Empty(shape);
         var indices = Tensor.Empty(DType.I64, shape);
-        if (k > 0) Select.TopK(xc.Span<float>(), (int)(x.Numel / Math.Max(n, 1)), n, k, values.Span<float>(), indices.Span<long>());
+        if (k > 0) SelectParallel.Run(topK: true, (float*)xc.DataPointer, (int)(x.Numel / Math.Max(n, 1)), n, k, (float*)values.DataPointer, (long*)indices.DataPointer);
         return (values, indices);
+    }
+}
+
+/// <summary>Argmax and top-k over row chunks (rows independent: bit-identical to one call).</summary>
+internal static unsafe class SelectParallel
+{
+    private struct Job : IParallelJob
+    {
+        public bool TopK;
+        public float* X, Values;
+        public long* Indices;
+        public int N, K, Rows, Chunk;
+
+        public void Execute(int index)
+        {
+            int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
+            if (rc <= 0) return;
+            var x = new ReadOnlySpan<float>(X + (long)r0 * N, checked(rc * N));
+            if (!TopK) { Select.Argmax(x, new Span<long>(Indices + r0, rc), rc, N); return; }
+            Select.TopK(x, rc, N, K, new Span<float>(Values + (long)r0 * K, checked(rc * K)), new Span<long>(Indices + (long)r0 * K, checked(rc * K)));
+        }
+    }
+
+    public static void Run(bool topK, float* x, int rows, int n, int k, float* values, long* indices)
+    {
+        if (rows <= 0) return;
+        int chunks = WorkSplit.ChunkCount((long)rows * n, rows);
+        var job = new Job { TopK = topK, X = x, Values = values, Indices = indices, N = n, K = k, Rows = rows, Chunk = (rows + chunks - 1) / chunks };
+        int count = (rows + job.Chunk - 1) / job.Chunk;
+        if (count == 1) job.Execute(0);
+        else ParallelRuntime.For(count, ref job);
     }
 }

@@ -466,3 +466,28 @@ public class EmbeddingParallelTests
         Assert.Equal(expected, yb.ToFloatArray());
     }
 }
+
+public class SelectParallelTests
+{
+    [Fact]
+    public void ChunkedArgmaxAndTopKEqualOneCall()
+    {
+        var r = new Random(11);
+        int rows = 257, n = 1001, k = 5;
+        var xv = Enumerable.Range(0, rows * n).Select(_ => (float)r.NextDouble()).ToArray();
+        using var x = Tensor.FromArray(xv, rows, n);
+        using var am = MedVL.Autograd.Ops.Argmax(x);
+        var expectedIdx = new long[rows];
+        MedVL.Kernels.Select.Argmax(xv, expectedIdx, rows, n);
+        Assert.Equal(expectedIdx, am.ToArray<long>());
+        var (v, i) = MedVL.Autograd.Ops.TopK(x, k);
+        using (v) using (i)
+        {
+            var ev = new float[rows * k];
+            var ei = new long[rows * k];
+            MedVL.Kernels.Select.TopK(xv, rows, n, k, ev, ei);
+            Assert.Equal(ev, v.ToFloatArray());
+            Assert.Equal(ei, i.ToArray<long>());
+        }
+    }
+}
