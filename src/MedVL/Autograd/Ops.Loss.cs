@@ -11,7 +11,7 @@ public static partial class Ops
     /// −log softmax(logits)[target] over targets ≠ ignoreIndex (NaN when all are ignored, as torch). Backward is the
     /// fused (softmax − onehot)·g/count; ignored rows get 0.
     /// </summary>
-    public static Tensor CrossEntropy(Tensor logits, Tensor targets, long ignoreIndex = Loss.IgnoreIndex)
+    public static unsafe Tensor CrossEntropy(Tensor logits, Tensor targets, long ignoreIndex = Loss.IgnoreIndex)
     {
         if (logits.Rank < 1) throw new ArgumentException($"CrossEntropy: logits {logits.Describe()} must be [.., classes]");
         int classes = logits.Size(-1);
@@ -21,12 +21,37 @@ public static partial class Ops
         using var lc = ReadF32(logits, "CrossEntropy", "logits");
         using var tc = ReadI64(targets, "CrossEntropy", "targets");
         var lse = Tensor.Empty(rows);
-        var (sum, count) = Loss.CrossEntropyForward(lc.Span<float>(), tc.Span<long>(), lse.Span<float>(), rows, classes, ignoreIndex);
+        var (sum, count) = CrossEntropyForwardParallel((float*)lc.DataPointer, (long*)tc.DataPointer, (float*)lse.DataPointer, rows, classes, ignoreIndex);
         var y = Tensor.Empty(Array.Empty<int>());
         y.Span<float>()[0] = (float)(sum / count);
         if (ShouldRecord(logits)) y.GradFn = new CrossEntropyBackward(logits, lc.Detach(), tc.Detach(), lse, count, rows, classes, ignoreIndex);
         else lse.Dispose();
         return y;
+    }
+
+    /// <summary>
+    /// The forward over row chunks: each chunk writes its rows' log-sum-exp and returns a partial (sum, count); the
+    /// partials are added in chunk order, so the loss is deterministic for a thread count (and equals the one-call sum
+    /// up to double rounding).
+    /// </summary>
+    private static unsafe (double Sum, int Count) CrossEntropyForwardParallel(float* logits, long* targets, float* lse, int rows, int classes, long ignore)
+    {
+        if (rows == 0) return (0, 0);
+        int chunks = WorkSplit.ChunkCount((long)rows * classes, rows);
+        int chunk = (rows + chunks - 1) / chunks;
+        int count = (rows + chunk - 1) / chunk;
+        var partial = new (double Sum, int Count)[count];
+        var job = new CrossEntropyForwardJob { Logits = logits, Targets = targets, Lse = lse, Rows = rows, Classes = classes, Ignore = ignore, Chunk = chunk };
+        fixed ((double, int)* p = partial)
+        {
+            job.Partials = p;
+            if (count == 1) job.Execute(0);
+            else ParallelRuntime.For(count, ref job);
+        }
+        double sum = 0;
+        int n = 0;
+        foreach (var (s, c) in partial) { sum += s; n += c; }
+        return (sum, n);
     }
 
     private sealed class CrossEntropyBackward : GradNode
@@ -117,5 +142,23 @@ internal unsafe struct CrossEntropyBackwardJob : IParallelJob
         int len = checked(rc * Classes);
         Loss.CrossEntropyBackward(new ReadOnlySpan<float>(Logits + off, len), new ReadOnlySpan<long>(Targets + r0, rc),
             new ReadOnlySpan<float>(Lse + r0, rc), Scale, new Span<float>(Gx + off, len), rc, Classes, Ignore);
+    }
+}
+
+internal unsafe struct CrossEntropyForwardJob : IParallelJob
+{
+    public float* Logits, Lse;
+    public long* Targets;
+    public (double Sum, int Count)* Partials;
+    public int Rows, Classes, Chunk;
+    public long Ignore;
+
+    public void Execute(int index)
+    {
+        int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
+        if (rc <= 0) { Partials[index] = (0, 0); return; }
+        long off = (long)r0 * Classes;
+        Partials[index] = Loss.CrossEntropyForward(new ReadOnlySpan<float>(Logits + off, checked(rc * Classes)), new ReadOnlySpan<long>(Targets + r0, rc),
+            new Span<float>(Lse + r0, rc), rc, Classes, Ignore);
     }
 }

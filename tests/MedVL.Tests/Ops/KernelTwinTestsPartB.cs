@@ -491,3 +491,21 @@ public class SelectParallelTests
         }
     }
 }
+
+public class CrossEntropyForwardParallelTests
+{
+    [Fact]
+    public void ChunkedLossEqualsOneCallUpToDoubleRounding()
+    {
+        var r = new Random(12);
+        int rows = 131, n = 2003;
+        var xv = Enumerable.Range(0, rows * n).Select(_ => (float)(r.NextDouble() * 8 - 4)).ToArray();
+        var targets = Enumerable.Range(0, rows).Select(i => i % 5 == 0 ? -100L : r.Next(n)).ToArray();
+        using var logits = Tensor.FromArray(xv, rows, n);
+        using var t = Tensor.FromArray(targets, rows);
+        using var loss = MedVL.Autograd.Ops.CrossEntropy(logits, t);
+        var (sum, count) = MedVL.Kernels.Loss.CrossEntropyForward(xv, targets, new float[rows], rows, n);
+        Assert.Equal((float)(sum / count), loss.ToFloatArray()[0], 1e-6f);
+        Assert.Equal(targets.Count(v => v != -100), count);
+    }
+}
