@@ -79,7 +79,7 @@ public static partial class Ops
     }
 
     /// <summary>torch.max(x, dim): the values and the int64 index of the first maximum; gradient flows to that index.</summary>
-    public static (Tensor Values, Tensor Indices) Max(Tensor x, int dim, bool keepDim = false)
+    public static unsafe (Tensor Values, Tensor Indices) Max(Tensor x, int dim, bool keepDim = false)
     {
         dim = Tensor.NormalizeDim(dim, x.Rank);
         var (outer, n, inner) = SplitAt(x.Shape, dim);
@@ -90,7 +90,7 @@ public static partial class Ops
         using var xc = ReadF32(x, "Max", "x");
         var values = Tensor.Empty(outShape);
         var indices = Tensor.Empty(DType.I64, outShape);
-        Reduce.MaxForward(xc.Span<float>(), outer, n, inner, values.Span<float>(), indices.Span<long>());
+        SelectParallel.Max((float*)xc.DataPointer, outer, n, inner, (float*)values.DataPointer, (long*)indices.DataPointer);
         if (ShouldRecord(x)) values.GradFn = new MaxBackward(x, indices.Detach(), outer, n, inner);
         return (values, indices);
     }
@@ -187,7 +187,7 @@ public static partial class Ops
     }
 }
 
-/// <summary>Argmax and top-k over row chunks (rows independent: bit-identical to one call).</summary>
+/// <summary>Argmax, top-k and max over a dim, over row (outer) chunks: rows are independent, so bit-identical to one call.</summary>
 internal static unsafe class SelectParallel
 {
     private struct Job : IParallelJob
@@ -205,6 +205,33 @@ internal static unsafe class SelectParallel
             if (!TopK) { Select.Argmax(x, new Span<long>(Indices + r0, rc), rc, N); return; }
             Select.TopK(x, rc, N, K, new Span<float>(Values + (long)r0 * K, checked(rc * K)), new Span<long>(Indices + (long)r0 * K, checked(rc * K)));
         }
+    }
+
+    private struct MaxJob : IParallelJob
+    {
+        public float* X, Values;
+        public long* Indices;
+        public int N, Inner, Outer, Chunk;
+
+        public void Execute(int index)
+        {
+            int o0 = index * Chunk, oc = Math.Min(Chunk, Outer - o0);
+            if (oc <= 0) return;
+            long inOff = (long)o0 * N * Inner, outOff = (long)o0 * Inner;
+            Reduce.MaxForward(new ReadOnlySpan<float>(X + inOff, checked(oc * N * Inner)), oc, N, Inner,
+                new Span<float>(Values + outOff, checked(oc * Inner)), new Span<long>(Indices + outOff, checked(oc * Inner)));
+        }
+    }
+
+    /// <summary>Max over the middle axis of [outer, n, inner], split over outer (each output written by one chunk).</summary>
+    public static void Max(float* x, int outer, int n, int inner, float* values, long* indices)
+    {
+        if (outer <= 0 || inner <= 0) return;
+        int chunks = WorkSplit.ChunkCount((long)outer * n * inner, outer);
+        var job = new MaxJob { X = x, Values = values, Indices = indices, N = n, Inner = inner, Outer = outer, Chunk = (outer + chunks - 1) / chunks };
+        int count = (outer + job.Chunk - 1) / job.Chunk;
+        if (count == 1) job.Execute(0);
+        else ParallelRuntime.For(count, ref job);
     }
 
     public static void Run(bool topK, float* x, int rows, int n, int k, float* values, long* indices)

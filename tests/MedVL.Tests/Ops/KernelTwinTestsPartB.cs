@@ -509,3 +509,28 @@ public class CrossEntropyForwardParallelTests
         Assert.Equal(targets.Count(v => v != -100), count);
     }
 }
+
+public class MaxParallelTests
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void ChunkedMaxEqualsOneCall(int dim)
+    {
+        var r = new Random(13 + dim);
+        int[] shape = { 67, 53, 41 };
+        var xv = Enumerable.Range(0, 67 * 53 * 41).Select(_ => (float)r.NextDouble()).ToArray();
+        using var x = Tensor.FromArray(xv, shape);
+        var (v, i) = MedVL.Autograd.Ops.Max(x, dim);
+        using (v) using (i)
+        {
+            int outer = shape.Take(dim).Aggregate(1, (a, b) => a * b), inner = shape.Skip(dim + 1).Aggregate(1, (a, b) => a * b);
+            var ev = new float[outer * inner];
+            var ei = new long[outer * inner];
+            MedVL.Kernels.Reduce.MaxForward(xv, outer, shape[dim], inner, ev, ei);
+            Assert.Equal(ev, v.ToFloatArray());
+            Assert.Equal(ei, i.ToArray<long>());
+        }
+    }
+}
