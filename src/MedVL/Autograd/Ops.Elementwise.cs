@@ -254,7 +254,7 @@ public static partial class Ops
         var mc = mask.IsContiguous ? mask.Detach() : mask.Clone();
         var y = Tensor.Empty(shape);
         var ms = BroadcastStrides(mask.Shape, shape);
-        Elementwise.MaskedFill(xc.Span<float>(), mc.Span<byte>(), ms, value, y.Span<float>(), shape);
+        LeadingSplit.MaskedFill(xc, mc, ms, value, y, shape);
         if (ShouldRecord(x)) y.GradFn = new MaskedFillBackward(x, mc, ms);
         else mc.Dispose();
         return y;
@@ -274,7 +274,7 @@ public static partial class Ops
         public override Tensor?[] Backward(Tensor g)
         {
             var gx = Tensor.Empty(g.ShapeArray());
-            Elementwise.MaskedFill(g.Span<float>(), _mask!.Span<byte>(), _strides, 0f, gx.Span<float>(), g.Shape);
+            LeadingSplit.MaskedFill(g, _mask!, _strides, 0f, gx, g.ShapeArray());
             return new Tensor?[] { gx };
         }
 
@@ -299,8 +299,7 @@ public static partial class Ops
         var cc = cond.IsContiguous ? cond.Detach() : cond.Clone();
         var cs = BroadcastStrides(cond.Shape, shape);
         var y = Tensor.Empty(shape);
-        Elementwise.Where(cc.Span<byte>(), cs, ac.Span<float>(), BroadcastStrides(a.Shape, shape), bc.Span<float>(), BroadcastStrides(b.Shape, shape),
-            y.Span<float>(), shape);
+        LeadingSplit.Where(cc, cs, ac, BroadcastStrides(a.Shape, shape), bc, BroadcastStrides(b.Shape, shape), y, shape);
         if (ShouldRecord(a, b)) y.GradFn = new WhereBackward(a, b, cc, cs);
         else cc.Dispose();
         return y;
@@ -519,5 +518,46 @@ internal static unsafe class SumIntoParallel
             SrcLen = src.Numel, DstLen = dst.Numel, SrcRow = src.Numel / shape[0], Rows = shape[0], Chunk = (shape[0] + chunks - 1) / chunks,
         };
         ParallelRuntime.For((job.Rows + job.Chunk - 1) / job.Chunk, ref job);
+    }
+}
+
+/// <summary>
+/// The broadcasting masked fill and where split over the output's leading dimension: each chunk is the same strided
+/// kernel on a slab of rows (a size-1 broadcast leading dim has stride 0 and is read whole by every chunk).
+/// </summary>
+internal static class LeadingSplit
+{
+    private static void Run(int[] shape, long elements, Action<int, int> body)
+    {
+        int rows = shape.Length == 0 ? 1 : shape[0];
+        int chunks = shape.Length == 0 ? 1 : WorkSplit.ChunkCount(elements, rows);
+        if (chunks <= 1) { body(0, rows); return; }
+        int chunk = (rows + chunks - 1) / chunks;
+        ParallelBlocks.For((rows + chunk - 1) / chunk, i => body(i * chunk, Math.Min(chunk, rows - i * chunk)));
+    }
+
+    private static int[] Rows(int[] shape, int rows)
+    {
+        if (shape.Length == 0) return shape;
+        var s = (int[])shape.Clone();
+        s[0] = rows;
+        return s;
+    }
+
+    private static long Lead(long[] strides, int r0) => strides.Length == 0 ? 0 : r0 * strides[0];
+
+    public static void MaskedFill(Tensor x, Tensor mask, long[] maskStrides, float value, Tensor y, int[] shape)
+    {
+        long rowElems = shape.Length == 0 ? 1 : y.Numel / Math.Max(shape[0], 1);
+        Run(shape, y.Numel, (r0, rows) => Elementwise.MaskedFill(x.Span<float>()[(int)(r0 * rowElems)..], mask.Span<byte>()[(int)Lead(maskStrides, r0)..],
+            maskStrides, value, y.Span<float>().Slice((int)(r0 * rowElems), (int)(rows * rowElems)), Rows(shape, rows)));
+    }
+
+    public static void Where(Tensor cond, long[] condStrides, Tensor a, long[] aStrides, Tensor b, long[] bStrides, Tensor y, int[] shape)
+    {
+        long rowElems = shape.Length == 0 ? 1 : y.Numel / Math.Max(shape[0], 1);
+        Run(shape, y.Numel, (r0, rows) => Elementwise.Where(cond.Span<byte>()[(int)Lead(condStrides, r0)..], condStrides,
+            a.Span<float>()[(int)Lead(aStrides, r0)..], aStrides, b.Span<float>()[(int)Lead(bStrides, r0)..], bStrides,
+            y.Span<float>().Slice((int)(r0 * rowElems), (int)(rows * rowElems)), Rows(shape, rows)));
     }
 }

@@ -534,3 +534,29 @@ public class MaxParallelTests
         }
     }
 }
+
+public class MaskWhereParallelTests
+{
+    [Fact]
+    public void ChunkedMaskedFillAndWhereEqualOneCall()
+    {
+        var r = new Random(14);
+        int[] shape = { 211, 7, 331 };
+        int n = shape.Aggregate(1, (a, b) => a * b);
+        var xv = Enumerable.Range(0, n).Select(_ => (float)r.NextDouble()).ToArray();
+        var mv = Enumerable.Range(0, 7 * 331).Select(_ => (byte)(r.Next(2))).ToArray(); // broadcast over dim 0
+        var bv = Enumerable.Range(0, 211).Select(_ => (float)r.NextDouble()).ToArray();   // [211, 1, 1]
+        using var x = Tensor.FromArray(xv, shape);
+        using var m = Tensor.FromArray(mv, 1, 7, 331);
+        using var y = MedVL.Autograd.Ops.MaskedFill(x, m, -5f);
+        var ms = MedVL.Autograd.Ops.BroadcastStrides(new[] { 1, 7, 331 }, shape);
+        var expected = new float[n];
+        MedVL.Kernels.Elementwise.MaskedFill(xv, mv, ms, -5f, expected, shape);
+        Assert.Equal(expected, y.ToFloatArray());
+
+        using var b = Tensor.FromArray(bv, 211, 1, 1);
+        using var w = MedVL.Autograd.Ops.Where(m, x, b);
+        MedVL.Kernels.Elementwise.Where(mv, ms, xv, Tensor.ContiguousStrides(shape), bv, MedVL.Autograd.Ops.BroadcastStrides(new[] { 211, 1, 1 }, shape), expected, shape);
+        Assert.Equal(expected, w.ToFloatArray());
+    }
+}
