@@ -98,7 +98,7 @@ public static partial class Ops
         using var ac = ReadF32(a, "Mse", "input");
         using var bc = ReadF32(b, "Mse", "target");
         var y = Tensor.Empty(Array.Empty<int>());
-        y.Span<float>()[0] = (float)(Loss.MseForward(ac.Span<float>(), bc.Span<float>()) / a.Numel);
+        y.Span<float>()[0] = (float)(MseChunks.Forward(ac, bc) / a.Numel);
         if (ShouldRecord(a, b)) y.GradFn = new MseBackward(a, b, ac.Detach(), bc.Detach());
         return y;
     }
@@ -113,7 +113,7 @@ public static partial class Ops
             Tensor? ga = NeedsGrad(0) ? Tensor.Empty(Inputs[0].ShapeArray()) : null;
             Tensor? gb = NeedsGrad(1) ? Tensor.Empty(Inputs[1].ShapeArray()) : null;
             float scale = 2f * g.Span<float>()[0] / _a!.Numel;
-            Loss.MseBackward(_a.Span<float>(), _b!.Span<float>(), scale, ga is null ? default : ga.Span<float>(), gb is null ? default : gb.Span<float>());
+            MseChunks.Backward(_a, _b!, scale, ga, gb);
             return new[] { ga, gb };
         }
 
@@ -160,5 +160,46 @@ internal unsafe struct CrossEntropyForwardJob : IParallelJob
         long off = (long)r0 * Classes;
         Partials[index] = Loss.CrossEntropyForward(new ReadOnlySpan<float>(Logits + off, checked(rc * Classes)), new ReadOnlySpan<long>(Targets + r0, rc),
             new Span<float>(Lse + r0, rc), rc, Classes, Ignore);
+    }
+}
+
+/// <summary>MSE over contiguous chunks: the forward adds per-chunk double sums in chunk order; the backward is elementwise.</summary>
+internal static class MseChunks
+{
+    private static (int Count, long Chunk) Split(long n)
+    {
+        int chunks = WorkSplit.ChunkCount(n, (int)Math.Min(n, int.MaxValue));
+        long chunk = Math.Max(1, (n + chunks - 1) / Math.Max(chunks, 1));
+        return ((int)((n + chunk - 1) / chunk), chunk);
+    }
+
+    public static double Forward(Tensor a, Tensor b)
+    {
+        long n = a.Numel;
+        if (n == 0) return 0;
+        var (count, chunk) = Split(n);
+        if (count == 1) return Loss.MseForward(a.Span<float>(), b.Span<float>());
+        var partial = new double[count];
+        ParallelBlocks.For(count, i =>
+        {
+            int off = (int)(i * chunk), len = (int)Math.Min(chunk, n - i * chunk);
+            partial[i] = Loss.MseForward(a.Span<float>().Slice(off, len), b.Span<float>().Slice(off, len));
+        });
+        double s = 0;
+        foreach (var p in partial) s += p;
+        return s;
+    }
+
+    public static void Backward(Tensor a, Tensor b, float scale, Tensor? ga, Tensor? gb)
+    {
+        long n = a.Numel;
+        if (n == 0) return;
+        var (count, chunk) = Split(n);
+        ParallelBlocks.For(count, i =>
+        {
+            int off = (int)(i * chunk), len = (int)Math.Min(chunk, n - i * chunk);
+            Loss.MseBackward(a.Span<float>().Slice(off, len), b.Span<float>().Slice(off, len), scale,
+                ga is null ? default : ga.Span<float>().Slice(off, len), gb is null ? default : gb.Span<float>().Slice(off, len));
+        });
     }
 }

@@ -560,3 +560,24 @@ public class MaskWhereParallelTests
         Assert.Equal(expected, w.ToFloatArray());
     }
 }
+
+public class MseParallelTests
+{
+    [Fact]
+    public void ChunkedMseEqualsOneCall()
+    {
+        var r = new Random(15);
+        int n = 400_009;
+        var av = Enumerable.Range(0, n).Select(_ => (float)r.NextDouble()).ToArray();
+        var bv = Enumerable.Range(0, n).Select(_ => (float)r.NextDouble()).ToArray();
+        using var a = Tensor.FromArray(av, n);
+        a.RequiresGrad = true;
+        using var b = Tensor.FromArray(bv, n);
+        using var loss = MedVL.Autograd.Ops.Mse(a, b);
+        Assert.Equal((float)(MedVL.Kernels.Loss.MseForward(av, bv) / n), loss.ToFloatArray()[0], 1e-7f);
+        loss.Backward();
+        var ga = new float[n];
+        MedVL.Kernels.Loss.MseBackward(av, bv, 2f / n, ga, default);
+        Assert.Equal(ga, a.Grad!.ToFloatArray());
+    }
+}
