@@ -581,3 +581,29 @@ public class MseParallelTests
         Assert.Equal(ga, a.Grad!.ToFloatArray());
     }
 }
+
+public class GroupNormParallelTests
+{
+    [Fact]
+    public void BlockwiseGroupNormEqualsOneCall()
+    {
+        var r = new Random(16);
+        int n = 2, c = 64, h = 23, w = 29, groups = 32, spatial = h * w; // VQGAN-style 32 groups
+        float[] R(int k) => Enumerable.Range(0, k).Select(_ => (float)(r.NextDouble() * 2 - 1)).ToArray();
+        var xv = R(n * c * spatial); var wv = R(c); var bv = R(c); var gv = R(n * c * spatial);
+        using var x = Tensor.FromArray(xv, n, c, h, w); x.RequiresGrad = true;
+        using var wt = Tensor.FromArray(wv, c); wt.RequiresGrad = true;
+        using var bt = Tensor.FromArray(bv, c); bt.RequiresGrad = true;
+        using var y = MedVL.Autograd.Ops.GroupNorm(x, groups, wt, bt, 1e-6f);
+        var yRef = new float[xv.Length]; var mean = new float[n * groups]; var rstd = new float[n * groups];
+        MedVL.Kernels.Norms.GroupNormForward(xv, wv, bv, yRef, mean, rstd, n, c, spatial, groups, 1e-6f);
+        Assert.Equal(yRef, y.ToFloatArray());
+        using var g = Tensor.FromArray(gv, n, c, h, w);
+        y.Backward(g);
+        var gx = new float[xv.Length]; var gw = new float[c]; var gb = new float[c];
+        MedVL.Kernels.Norms.GroupNormBackward(xv, wv, mean, rstd, gv, gx, gw, gb, n, c, spatial, groups);
+        Assert.Equal(gx, x.Grad!.ToFloatArray());
+        Assert.Equal(gw, wt.Grad!.ToFloatArray());
+        Assert.Equal(gb, bt.Grad!.ToFloatArray());
+    }
+}
