@@ -476,9 +476,8 @@ internal static unsafe class UnaryParallel
 }
 
 /// <summary>
-/// Reduce.SumInto split over the source's leading dimension when that dimension is kept in the result (dst stride
-/// non-zero): the chunks then write disjoint outputs and each output element sums in the same order as on one thread.
-/// A reduction over the leading dimension stays on one thread.
+/// Reduce.SumInto split over the source's leading dimension. When that dimension is kept (dst stride non-zero) the chunks
+/// write disjoint outputs and each output element sums in the one-thread order; when it is reduced, see ReduceLeading.
 /// </summary>
 internal static unsafe class SumIntoParallel
 {
@@ -506,10 +505,15 @@ internal static unsafe class SumIntoParallel
     public static void Run(Tensor src, Tensor dst, long[] dstStrides)
     {
         var shape = src.ShapeArray();
-        int chunks = shape.Length == 0 || dstStrides[0] == 0 ? 1 : WorkSplit.ChunkCount(src.Numel, shape[0]);
+        int chunks = shape.Length == 0 ? 1 : WorkSplit.ChunkCount(src.Numel, shape[0]);
         if (chunks <= 1)
         {
             Reduce.SumInto(src.Span<float>(), shape, dst.Span<float>(), dstStrides);
+            return;
+        }
+        if (dstStrides[0] == 0)
+        {
+            ReduceLeading(src, dst, dstStrides, shape, chunks);
             return;
         }
         var job = new Job
@@ -518,6 +522,28 @@ internal static unsafe class SumIntoParallel
             SrcLen = src.Numel, DstLen = dst.Numel, SrcRow = src.Numel / shape[0], Rows = shape[0], Chunk = (shape[0] + chunks - 1) / chunks,
         };
         ParallelRuntime.For((job.Rows + job.Chunk - 1) / job.Chunk, ref job);
+    }
+
+    /// <summary>
+    /// A reduction over the leading dimension: each chunk of leading rows sums into its own partial result, and the
+    /// partials are added into dst in chunk order (deterministic for a thread count; the order of additions differs from
+    /// one thread's, within float rounding).
+    /// </summary>
+    private static void ReduceLeading(Tensor src, Tensor dst, long[] dstStrides, int[] shape, int chunks)
+    {
+        int rows = shape[0], chunk = (rows + chunks - 1) / chunks, count = (rows + chunk - 1) / chunk;
+        long rowElems = src.Numel / rows;
+        int dstLen = checked((int)dst.Numel);
+        var partials = new float[(long)count * dstLen];
+        ParallelBlocks.For(count, c =>
+        {
+            int r0 = c * chunk, rc = Math.Min(chunk, rows - r0);
+            var sub = (int[])shape.Clone();
+            sub[0] = rc;
+            Reduce.SumInto(src.Span<float>().Slice((int)(r0 * rowElems), (int)(rc * rowElems)), sub, partials.AsSpan(c * dstLen, dstLen), dstStrides);
+        });
+        var d = dst.Span<float>();
+        for (int c = 0; c < count; c++) System.Numerics.Tensors.TensorPrimitives.Add(d, partials.AsSpan(c * dstLen, dstLen), d);
     }
 }
 
