@@ -138,22 +138,18 @@ public static partial class Ops
 
 /// <summary>
 /// Activations forward and backward spread over threads in contiguous chunks: elements are independent, so the result
-/// equals the one-thread kernel bit for bit. Under ~32k elements per chunk the call stays on the calling thread.
+/// equals the one-thread kernel bit for bit. Small tensors stay on the calling thread.
 /// </summary>
 internal static unsafe class ActParallel
 {
-    private struct Job : IParallelJob
+    private struct Elements : IRowChunk
     {
         public Ops.ActKind Kind;
         public bool Backward;
         public float* X, G, Y;
-        public long N, Chunk;
 
-        public void Execute(int index)
+        public void Run(int off, int len)
         {
-            long off = index * Chunk;
-            int len = (int)Math.Min(Chunk, N - off);
-            if (len <= 0) return;
             var x = new ReadOnlySpan<float>(X + off, len);
             var y = new Span<float>(Y + off, len);
             if (!Backward)
@@ -180,28 +176,22 @@ internal static unsafe class ActParallel
 
     public static void Run(Ops.ActKind kind, bool backward, float* x, float* g, float* y, long n)
     {
-        if (n <= 0) return;
-        long chunks = WorkSplit.ChunkCount(n, (int)Math.Min(n, int.MaxValue));
-        var job = new Job { Kind = kind, Backward = backward, X = x, G = g, Y = y, N = n, Chunk = (n + chunks - 1) / chunks };
-        int count = (int)((n + job.Chunk - 1) / job.Chunk);
-        if (count == 1) job.Execute(0);
-        else ParallelRuntime.For(count, ref job);
+        var body = new Elements { Kind = kind, Backward = backward, X = x, G = g, Y = y };
+        WorkSplit.ForRows(checked((int)n), n, ref body);
     }
 }
 
 /// <summary>SwiGLU forward and backward over row chunks (rows independent; the same kernel per row, so bit-identical to one call).</summary>
 internal static unsafe class SwiGluParallel
 {
-    private struct Job : IParallelJob
+    private struct Rows : IRowChunk
     {
         public bool Backward;
         public float* Gate, Up, Y, GGate, GUp; // backward: Y = the output gradient
-        public int Pitch, F, Rows, Chunk;
+        public int Pitch, F;
 
-        public void Execute(int index)
+        public void Run(int r0, int rc)
         {
-            int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
-            if (rc <= 0) return;
             int inLen = checked((rc - 1) * Pitch + F);
             long inOff = (long)r0 * Pitch;
             var gate = new ReadOnlySpan<float>(Gate + inOff, inLen);
@@ -213,20 +203,16 @@ internal static unsafe class SwiGluParallel
         }
     }
 
-    public static void Forward(float* gate, float* up, int pitch, float* y, int rows, int f) =>
-        Run(new Job { Gate = gate, Up = up, Y = y, Pitch = pitch, F = f, Rows = rows });
+    public static void Forward(float* gate, float* up, int pitch, float* y, int rows, int f)
+    {
+        var body = new Rows { Gate = gate, Up = up, Y = y, Pitch = pitch, F = f };
+        if (f > 0) WorkSplit.ForRows(rows, (long)rows * f, ref body);
+    }
 
     /// <summary>gGate/gUp (either may be null) with the inputs' pitch; gy is [rows, f].</summary>
-    public static void Backward(float* gate, float* up, int pitch, float* gy, float* gGate, float* gUp, int rows, int f) =>
-        Run(new Job { Backward = true, Gate = gate, Up = up, Y = gy, GGate = gGate, GUp = gUp, Pitch = pitch, F = f, Rows = rows });
-
-    private static void Run(Job job)
+    public static void Backward(float* gate, float* up, int pitch, float* gy, float* gGate, float* gUp, int rows, int f)
     {
-        if (job.Rows <= 0 || job.F <= 0) return;
-        int chunks = WorkSplit.ChunkCount((long)job.Rows * job.F, job.Rows);
-        job.Chunk = (job.Rows + chunks - 1) / chunks;
-        int count = (job.Rows + job.Chunk - 1) / job.Chunk;
-        if (count == 1) job.Execute(0);
-        else ParallelRuntime.For(count, ref job);
+        var body = new Rows { Backward = true, Gate = gate, Up = up, Y = gy, GGate = gGate, GUp = gUp, Pitch = pitch, F = f };
+        if (f > 0) WorkSplit.ForRows(rows, (long)rows * f, ref body);
     }
 }

@@ -126,4 +126,32 @@ internal static class WorkSplit
         long byWork = Math.Max(1, elements / RowParallel.MinElementsPerChunk);
         return (int)Math.Min(Math.Min(byWork, threads * 4L), Math.Max(rows, 1));
     }
+
+    /// <summary>Run <paramref name="body"/> over [0, rows) in contiguous row ranges, on the calling thread when the work is small.</summary>
+    internal static void ForRows<T>(int rows, long elements, ref T body) where T : struct, IRowChunk
+    {
+        if (rows <= 0) return;
+        int chunks = ChunkCount(elements, rows);
+        if (chunks <= 1) { body.Run(0, rows); return; }
+        var job = new RowJob<T> { Body = body, Rows = rows, Chunk = (rows + chunks - 1) / chunks };
+        ParallelRuntime.For((rows + job.Chunk - 1) / job.Chunk, ref job);
+    }
+
+    private struct RowJob<T> : IParallelJob where T : struct, IRowChunk
+    {
+        public T Body;
+        public int Rows, Chunk;
+
+        public void Execute(int index)
+        {
+            int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
+            if (rc > 0) Body.Run(r0, rc);
+        }
+    }
+}
+
+/// <summary>A piece of row-independent work: process rows [firstRow, firstRow + rowCount).</summary>
+internal interface IRowChunk
+{
+    void Run(int firstRow, int rowCount);
 }
