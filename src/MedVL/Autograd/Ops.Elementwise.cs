@@ -434,18 +434,14 @@ internal static unsafe class BinaryParallel
 
 internal static unsafe class UnaryParallel
 {
-    private struct Job : IParallelJob
+    private struct Elements : IRowChunk
     {
         public Ops.UnaryKind Kind;
         public float P;
         public float* X, Y;
-        public long N, Chunk;
 
-        public void Execute(int index)
+        public void Run(int off, int len)
         {
-            long off = index * Chunk;
-            int len = (int)Math.Min(Chunk, N - off);
-            if (len <= 0) return;
             var xs = new ReadOnlySpan<float>(X + off, len);
             var ys = new Span<float>(Y + off, len);
             switch (Kind)
@@ -466,12 +462,8 @@ internal static unsafe class UnaryParallel
 
     public static void Run(Ops.UnaryKind kind, float p, Tensor x, Tensor y)
     {
-        long n = y.Numel;
-        int chunks = WorkSplit.ChunkCount(n, (int)Math.Min(n, int.MaxValue));
-        var job = new Job { Kind = kind, P = p, X = (float*)x.DataPointer, Y = (float*)y.DataPointer, N = n, Chunk = Math.Max(1, (n + chunks - 1) / Math.Max(chunks, 1)) };
-        int count = (int)((n + job.Chunk - 1) / job.Chunk);
-        if (count <= 1) job.Execute(0);
-        else ParallelRuntime.For(count, ref job);
+        var body = new Elements { Kind = kind, P = p, X = (float*)x.DataPointer, Y = (float*)y.DataPointer };
+        WorkSplit.ForRows(checked((int)y.Numel), y.Numel, ref body);
     }
 }
 

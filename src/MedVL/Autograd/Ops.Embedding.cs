@@ -61,19 +61,17 @@ public static partial class Ops
 /// <summary>Embedding gather over chunks of ids (each output row is one weight row: bit-identical to one call).</summary>
 internal static unsafe class EmbeddingParallel
 {
-    private struct Job : IParallelJob
+    private struct Rows : IRowChunk
     {
         public long* Ids;
         public void* Weight;
         public DType WeightType;
         public long WeightLen;
         public float* Y;
-        public int D, Rows, Chunk;
+        public int D;
 
-        public void Execute(int index)
+        public void Run(int r0, int rc)
         {
-            int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
-            if (rc <= 0) return;
             var ids = new ReadOnlySpan<long>(Ids + r0, rc);
             var y = new Span<float>(Y + (long)r0 * D, checked(rc * D));
             if (WeightType == DType.F32) Kernels.Embedding.GatherForward(ids, new ReadOnlySpan<float>(Weight, checked((int)WeightLen)), D, y);
@@ -84,15 +82,7 @@ internal static unsafe class EmbeddingParallel
     public static void Gather(Tensor ids, Tensor weight, int d, Tensor y)
     {
         int rows = checked((int)ids.Numel);
-        if (rows == 0 || d == 0) return;
-        int chunks = WorkSplit.ChunkCount((long)rows * d, rows);
-        var job = new Job
-        {
-            Ids = (long*)ids.DataPointer, Weight = weight.DataPointer, WeightType = weight.DType, WeightLen = weight.Numel,
-            Y = (float*)y.DataPointer, D = d, Rows = rows, Chunk = (rows + chunks - 1) / chunks,
-        };
-        int count = (rows + job.Chunk - 1) / job.Chunk;
-        if (count == 1) job.Execute(0);
-        else ParallelRuntime.For(count, ref job);
+        var body = new Rows { Ids = (long*)ids.DataPointer, Weight = weight.DataPointer, WeightType = weight.DType, WeightLen = weight.Numel, Y = (float*)y.DataPointer, D = d };
+        if (d > 0) WorkSplit.ForRows(rows, (long)rows * d, ref body);
     }
 }

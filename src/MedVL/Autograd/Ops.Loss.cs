@@ -70,15 +70,12 @@ public static partial class Ops
         {
             var gx = Tensor.Empty(Inputs[0].ShapeArray());
             float scale = g.Span<float>()[0] / _count;
-            var job = new CrossEntropyBackwardJob
+            var body = new CrossEntropyBackwardRows
             {
                 Logits = (float*)_logits!.DataPointer, Targets = (long*)_targets!.DataPointer, Lse = (float*)_lse!.DataPointer,
-                Gx = (float*)gx.DataPointer, Scale = scale, Rows = _rows, Classes = _classes, Ignore = _ignore,
+                Gx = (float*)gx.DataPointer, Scale = scale, Classes = _classes, Ignore = _ignore,
             };
-            int chunks = WorkSplit.ChunkCount((long)_rows * _classes, _rows);
-            job.Chunk = (_rows + chunks - 1) / Math.Max(chunks, 1);
-            if (chunks <= 1) job.Execute(0);
-            else ParallelRuntime.For((_rows + job.Chunk - 1) / job.Chunk, ref job);
+            WorkSplit.ForRows(_rows, (long)_rows * _classes, ref body);
             return new Tensor?[] { gx };
         }
 
@@ -126,18 +123,16 @@ public static partial class Ops
 }
 
 /// <summary>Cross-entropy backward over row chunks (rows are independent: softmax − one-hot per row, scaled).</summary>
-internal unsafe struct CrossEntropyBackwardJob : IParallelJob
+internal unsafe struct CrossEntropyBackwardRows : IRowChunk
 {
     public float* Logits, Lse, Gx;
     public long* Targets;
     public float Scale;
-    public int Rows, Classes, Chunk;
+    public int Classes;
     public long Ignore;
 
-    public void Execute(int index)
+    public void Run(int r0, int rc)
     {
-        int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
-        if (rc <= 0) return;
         long off = (long)r0 * Classes;
         int len = checked(rc * Classes);
         Loss.CrossEntropyBackward(new ReadOnlySpan<float>(Logits + off, len), new ReadOnlySpan<long>(Targets + r0, rc),

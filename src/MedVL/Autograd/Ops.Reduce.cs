@@ -190,33 +190,29 @@ public static partial class Ops
 /// <summary>Argmax, top-k and max over a dim, over row (outer) chunks: rows are independent, so bit-identical to one call.</summary>
 internal static unsafe class SelectParallel
 {
-    private struct Job : IParallelJob
+    private struct SelectRows : IRowChunk
     {
         public bool TopK;
         public float* X, Values;
         public long* Indices;
-        public int N, K, Rows, Chunk;
+        public int N, K;
 
-        public void Execute(int index)
+        public void Run(int r0, int rc)
         {
-            int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
-            if (rc <= 0) return;
             var x = new ReadOnlySpan<float>(X + (long)r0 * N, checked(rc * N));
             if (!TopK) { Select.Argmax(x, new Span<long>(Indices + r0, rc), rc, N); return; }
             Select.TopK(x, rc, N, K, new Span<float>(Values + (long)r0 * K, checked(rc * K)), new Span<long>(Indices + (long)r0 * K, checked(rc * K)));
         }
     }
 
-    private struct MaxJob : IParallelJob
+    private struct MaxRows : IRowChunk
     {
         public float* X, Values;
         public long* Indices;
-        public int N, Inner, Outer, Chunk;
+        public int N, Inner;
 
-        public void Execute(int index)
+        public void Run(int o0, int oc)
         {
-            int o0 = index * Chunk, oc = Math.Min(Chunk, Outer - o0);
-            if (oc <= 0) return;
             long inOff = (long)o0 * N * Inner, outOff = (long)o0 * Inner;
             Reduce.MaxForward(new ReadOnlySpan<float>(X + inOff, checked(oc * N * Inner)), oc, N, Inner,
                 new Span<float>(Values + outOff, checked(oc * Inner)), new Span<long>(Indices + outOff, checked(oc * Inner)));
@@ -226,21 +222,13 @@ internal static unsafe class SelectParallel
     /// <summary>Max over the middle axis of [outer, n, inner], split over outer (each output written by one chunk).</summary>
     public static void Max(float* x, int outer, int n, int inner, float* values, long* indices)
     {
-        if (outer <= 0 || inner <= 0) return;
-        int chunks = WorkSplit.ChunkCount((long)outer * n * inner, outer);
-        var job = new MaxJob { X = x, Values = values, Indices = indices, N = n, Inner = inner, Outer = outer, Chunk = (outer + chunks - 1) / chunks };
-        int count = (outer + job.Chunk - 1) / job.Chunk;
-        if (count == 1) job.Execute(0);
-        else ParallelRuntime.For(count, ref job);
+        var body = new MaxRows { X = x, Values = values, Indices = indices, N = n, Inner = inner };
+        if (inner > 0) WorkSplit.ForRows(outer, (long)outer * n * inner, ref body);
     }
 
     public static void Run(bool topK, float* x, int rows, int n, int k, float* values, long* indices)
     {
-        if (rows <= 0) return;
-        int chunks = WorkSplit.ChunkCount((long)rows * n, rows);
-        var job = new Job { TopK = topK, X = x, Values = values, Indices = indices, N = n, K = k, Rows = rows, Chunk = (rows + chunks - 1) / chunks };
-        int count = (rows + job.Chunk - 1) / job.Chunk;
-        if (count == 1) job.Execute(0);
-        else ParallelRuntime.For(count, ref job);
+        var body = new SelectRows { TopK = topK, X = x, Values = values, Indices = indices, N = n, K = k };
+        WorkSplit.ForRows(rows, (long)rows * n, ref body);
     }
 }
