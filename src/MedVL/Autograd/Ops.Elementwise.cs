@@ -393,19 +393,16 @@ public static partial class Ops
 /// </summary>
 internal static unsafe class BinaryParallel
 {
-    private struct Job : IParallelJob
+    private struct Rows : IRowChunk
     {
         public BinaryOp Op;
         public float* A, B, Y;
         public long[] AStrides, BStrides;
         public int[] Shape;
         public long ALen, BLen, RowElems;
-        public int Rows, Chunk;
 
-        public void Execute(int index)
+        public void Run(int r0, int rows)
         {
-            int r0 = index * Chunk, rows = Math.Min(Chunk, Rows - r0);
-            if (rows <= 0) return;
             var shape = (int[])Shape.Clone();
             shape[0] = rows;
             long ao = r0 * AStrides[0], bo = r0 * BStrides[0], yo = r0 * RowElems;
@@ -416,20 +413,18 @@ internal static unsafe class BinaryParallel
 
     public static void Run(BinaryOp op, Tensor a, long[] aStrides, Tensor b, long[] bStrides, Tensor y, int[] shape)
     {
-        int chunks = shape.Length == 0 ? 1 : WorkSplit.ChunkCount(y.Numel, shape[0]);
-        if (chunks <= 1)
+        if (shape.Length == 0 || shape[0] == 0)
         {
             Elementwise.Binary(op, a.Span<float>(), aStrides, b.Span<float>(), bStrides, y.Span<float>(), shape);
             return;
         }
-        var job = new Job
+        var body = new Rows
         {
             Op = op, A = (float*)a.DataPointer, B = (float*)b.DataPointer, Y = (float*)y.DataPointer, AStrides = aStrides, BStrides = bStrides,
-            Shape = shape, ALen = a.Numel, BLen = b.Numel, RowElems = y.Numel / shape[0], Rows = shape[0], Chunk = (shape[0] + chunks - 1) / chunks,
+            Shape = shape, ALen = a.Numel, BLen = b.Numel, RowElems = y.Numel / shape[0],
         };
-        ParallelRuntime.For((job.Rows + job.Chunk - 1) / job.Chunk, ref job);
+        WorkSplit.ForRows(shape[0], y.Numel, ref body);
     }
-
 }
 
 internal static unsafe class UnaryParallel
@@ -473,18 +468,15 @@ internal static unsafe class UnaryParallel
 /// </summary>
 internal static unsafe class SumIntoParallel
 {
-    private struct Job : IParallelJob
+    private struct Rows : IRowChunk
     {
         public float* Src, Dst;
         public int[] Shape;
         public long[] DstStrides;
-        public long SrcLen, DstLen, SrcRow;
-        public int Rows, Chunk;
+        public long DstLen, SrcRow;
 
-        public void Execute(int index)
+        public void Run(int r0, int rc)
         {
-            int r0 = index * Chunk, rc = Math.Min(Chunk, Rows - r0);
-            if (rc <= 0) return;
             var shape = (int[])Shape.Clone();
             shape[0] = rc;
             long so = r0 * SrcRow, dof = r0 * DstStrides[0];
@@ -508,12 +500,12 @@ internal static unsafe class SumIntoParallel
             ReduceLeading(src, dst, dstStrides, shape, chunks);
             return;
         }
-        var job = new Job
+        var body = new Rows
         {
             Src = (float*)src.DataPointer, Dst = (float*)dst.DataPointer, Shape = shape, DstStrides = dstStrides,
-            SrcLen = src.Numel, DstLen = dst.Numel, SrcRow = src.Numel / shape[0], Rows = shape[0], Chunk = (shape[0] + chunks - 1) / chunks,
+            DstLen = dst.Numel, SrcRow = src.Numel / shape[0],
         };
-        ParallelRuntime.For((job.Rows + job.Chunk - 1) / job.Chunk, ref job);
+        WorkSplit.ForRows(shape[0], src.Numel, ref body);
     }
 
     /// <summary>
