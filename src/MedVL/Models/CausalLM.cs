@@ -45,7 +45,7 @@ public abstract class CausalLM : IDisposable
         Rope = new DecoderRope(d, config.SourcePath);
         EmbedTokensWeight = weights.Get("model.embed_tokens.weight");
         var layers = new DecoderLayer[d.NumHiddenLayers!.Value];
-        for (int i = 0; i < layers.Length; i++) layers[i] = CreateLayer(weights, d, $"model.layers.{i}");
+        for (int i = 0; i < layers.Length; i++) layers[i] = CreateLayer(weights, d, $"model.layers.{i}", MoeMlp.Load(weights, config, i));
         Layers = layers;
         bool phi = d.Family == DecoderFamily.Phi;
         Norm = NormLayer.Load(weights, phi ? "model.final_layernorm" : "model.norm", d.UsesLayerNorm, d.NormEps);
@@ -71,7 +71,9 @@ public abstract class CausalLM : IDisposable
     /// <summary>Weights of the checkpoint, for wrappers that load more tensors from it (LLaVA projector).</summary>
     protected internal ModelWeights Weights => _weights;
 
-    protected abstract DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string prefix);
+    /// <summary>Builds layer <paramref name="prefix"/>; <paramref name="mlp"/> replaces the family's FFN when not null
+    /// (Med-MoE / MoE-LLaVA sparse layers).</summary>
+    protected abstract DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string prefix, DecoderMlp? mlp);
 
     /// <summary>A fresh cache for one request of <paramref name="batch"/> sequences.</summary>
     public KvCache CreateCache(int batch = 1, int initialCapacity = 64) =>

@@ -15,14 +15,14 @@ public sealed class LlamaDecoderLayer(NormLayer inputLayernorm, NormLayer postAt
     : DecoderLayer(inputLayernorm, postAttentionLayernorm, selfAttn, mlp)
 {
     /// <summary>The Llama layer layout, shared by Qwen2 (which differs only in the q/k/v biases the config turns on).</summary>
-    internal static (NormLayer In, NormLayer Post, LinearLayer Q, LinearLayer K, LinearLayer V, LinearLayer O, LinearLayer Gate, LinearLayer Up, LinearLayer Down)
-        LoadParts(ModelWeights w, DecoderConfig c, string p)
+    internal static (NormLayer In, NormLayer Post, LinearLayer Q, LinearLayer K, LinearLayer V, LinearLayer O, LinearLayer? Gate, LinearLayer? Up, LinearLayer? Down)
+        LoadParts(ModelWeights w, DecoderConfig c, string p, bool loadMlp)
     {
         var (q, k, v, o) = SeparateQkvAttention.LoadProjections(w, c, p + ".self_attn");
         return (NormLayer.Load(w, p + ".input_layernorm", c.UsesLayerNorm, c.NormEps),
             NormLayer.Load(w, p + ".post_attention_layernorm", c.UsesLayerNorm, c.NormEps), q, k, v, o,
-            LinearLayer.Load(w, p + ".mlp.gate_proj", c.MlpBias), LinearLayer.Load(w, p + ".mlp.up_proj", c.MlpBias),
-            LinearLayer.Load(w, p + ".mlp.down_proj", c.MlpBias));
+            loadMlp ? LinearLayer.Load(w, p + ".mlp.gate_proj", c.MlpBias) : null, loadMlp ? LinearLayer.Load(w, p + ".mlp.up_proj", c.MlpBias) : null,
+            loadMlp ? LinearLayer.Load(w, p + ".mlp.down_proj", c.MlpBias) : null);
     }
 }
 
@@ -33,9 +33,9 @@ public sealed class LlamaForCausalLM : CausalLM
 
     public static LlamaForCausalLM FromPretrained(string dir) => (LlamaForCausalLM)AutoModelForCausalLM.FromPretrained(dir, DecoderFamily.Llama);
 
-    protected override DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string p)
+    protected override DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string p, DecoderMlp? mlp)
     {
-        var x = LlamaDecoderLayer.LoadParts(w, c, p);
-        return new LlamaDecoderLayer(x.In, x.Post, new LlamaAttention(c, x.Q, x.K, x.V, x.O), new LlamaMlp(x.Gate, x.Up, x.Down, c.HiddenAct));
+        var x = LlamaDecoderLayer.LoadParts(w, c, p, mlp is null);
+        return new LlamaDecoderLayer(x.In, x.Post, new LlamaAttention(c, x.Q, x.K, x.V, x.O), mlp ?? new LlamaMlp(x.Gate!, x.Up!, x.Down!, c.HiddenAct));
     }
 }

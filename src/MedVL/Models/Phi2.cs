@@ -25,10 +25,10 @@ public sealed class PhiForCausalLM : CausalLM
 
     public static PhiForCausalLM FromPretrained(string dir) => (PhiForCausalLM)AutoModelForCausalLM.FromPretrained(dir, DecoderFamily.Phi);
 
-    protected override DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string p)
+    protected override DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string p, DecoderMlp? mlp)
     {
         var (q, k, v, dense) = SeparateQkvAttention.LoadProjections(w, c, p + ".self_attn", "dense");
         return new PhiDecoderLayer(NormLayer.Load(w, p + ".input_layernorm", true, c.NormEps), new PhiAttention(c, q, k, v, dense),
-            new PhiMlp(LinearLayer.Load(w, p + ".mlp.fc1", true), LinearLayer.Load(w, p + ".mlp.fc2", true), c.HiddenAct));
+            mlp ?? new PhiMlp(LinearLayer.Load(w, p + ".mlp.fc1", true), LinearLayer.Load(w, p + ".mlp.fc2", true), c.HiddenAct));
     }
 }

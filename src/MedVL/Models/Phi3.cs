@@ -24,7 +24,7 @@ public sealed class Phi3Attention : CausalSelfAttention
 public sealed class Phi3Mlp(LinearLayer gateUp, LinearLayer down, string act) : FusedGatedMlp(gateUp, down, act);
 
 /// <summary>modeling_phi3.Phi3DecoderLayer: RMSNorm pre-norm, sequential residuals.</summary>
-public sealed class Phi3DecoderLayer(NormLayer inputLayernorm, NormLayer postAttentionLayernorm, Phi3Attention selfAttn, Phi3Mlp mlp)
+public sealed class Phi3DecoderLayer(NormLayer inputLayernorm, NormLayer postAttentionLayernorm, Phi3Attention selfAttn, DecoderMlp mlp)
     : DecoderLayer(inputLayernorm, postAttentionLayernorm, selfAttn, mlp);
 
 /// <summary>Phi3ForCausalLM (Phi-3-mini/medium incl. LongRoPE 128k variants, phi-4): HealthGPT's language model.</summary>
@@ -34,9 +34,9 @@ public sealed class Phi3ForCausalLM : CausalLM
 
     public static Phi3ForCausalLM FromPretrained(string dir) => (Phi3ForCausalLM)AutoModelForCausalLM.FromPretrained(dir, DecoderFamily.Phi3);
 
-    protected override DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string p) => new Phi3DecoderLayer(
+    protected override DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string p, DecoderMlp? mlp) => new Phi3DecoderLayer(
         NormLayer.Load(w, p + ".input_layernorm", false, c.NormEps),
         NormLayer.Load(w, p + ".post_attention_layernorm", false, c.NormEps),
         new Phi3Attention(c, LinearLayer.Load(w, p + ".self_attn.qkv_proj", false), LinearLayer.Load(w, p + ".self_attn.o_proj", false)),
-        new Phi3Mlp(LinearLayer.Load(w, p + ".mlp.gate_up_proj", false), LinearLayer.Load(w, p + ".mlp.down_proj", false), c.HiddenAct));
+        mlp ?? new Phi3Mlp(LinearLayer.Load(w, p + ".mlp.gate_up_proj", false), LinearLayer.Load(w, p + ".mlp.down_proj", false), c.HiddenAct));
 }

@@ -22,9 +22,9 @@ public sealed class StableLmForCausalLM : CausalLM
 
     public static StableLmForCausalLM FromPretrained(string dir) => (StableLmForCausalLM)AutoModelForCausalLM.FromPretrained(dir, DecoderFamily.StableLm);
 
-    protected override DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string p)
+    protected override DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string p, DecoderMlp? mlp)
     {
-        var x = LlamaDecoderLayer.LoadParts(w, c, p);
-        return new StableLmDecoderLayer(x.In, x.Post, new StableLmAttention(c, x.Q, x.K, x.V, x.O), new StableLmMlp(x.Gate, x.Up, x.Down, c.HiddenAct));
+        var x = LlamaDecoderLayer.LoadParts(w, c, p, mlp is null);
+        return new StableLmDecoderLayer(x.In, x.Post, new StableLmAttention(c, x.Q, x.K, x.V, x.O), mlp ?? new StableLmMlp(x.Gate!, x.Up!, x.Down!, c.HiddenAct));
     }
 }
