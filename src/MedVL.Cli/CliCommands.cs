@@ -15,5 +15,9 @@ internal static class CliCommands
         yield return PreprocessCommands.Build();
         yield return InspectCommands.Build();
         yield return DemoCommands.Build();
+        yield return LogitsCommands.Build();
+        yield return VisionCommands.Build();
+        yield return GenerateCommands.Build();
+        yield return AskCommands.Build();
     }
 }
