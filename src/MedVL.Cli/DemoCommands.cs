@@ -8,7 +8,7 @@ namespace MedVL.Cli;
 
 /// <summary>
 /// `medvl demo`. The full demo (train tiny HealthGPT and Med-MoE on MedSynth, score them, answer a question, write a
-/// report) needs the model towers, adapters and training pipelines, which are not built yet. Until then it runs what
+/// report) needs the adapters and training pipelines, which are not built yet. Until then it runs what
 /// exists end to end: MedSynth generation and Med-MoE's scorer, on the prior baseline a model has to beat.
 /// </summary>
 internal static class DemoCommands
@@ -18,7 +18,7 @@ internal static class DemoCommands
         var outDir = new Option<DirectoryInfo?>("--out") { Description = "where to write the data set and predictions (default: a new temporary folder)" };
         var count = new Option<int>("--count") { Description = "MedSynth subjects", DefaultValueFactory = _ => 300 };
         var json = new Option<bool>("--json") { Description = "print the scores as one JSON object" };
-        var cmd = new Command("demo", "End-to-end demo (today: MedSynth + Med-VQA scoring of the answer-prior baseline; models and training are not built yet)") { outDir, count, json };
+        var cmd = new Command("demo", "End-to-end demo (today: MedSynth + Med-VQA scoring of the answer-prior baseline; training and the tiny presets are not built yet)") { outDir, count, json };
         cmd.SetAction((r, ct) =>
         {
             var dir = r.GetValue(outDir)?.FullName ?? Path.Combine(Path.GetTempPath(), $"medvl-demo-{Guid.NewGuid():N}");
@@ -47,13 +47,13 @@ internal static class DemoCommands
             {
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
-                    status = "partial: models and training are not built yet",
+                    status = "partial: training and the tiny presets are not built yet",
                     data = ds, predictions = predPath,
                     baseline = new { open_recall = s.OpenRecall, closed_accuracy = s.ClosedAccuracy, n_open = s.NOpen, n_closed = s.NClosed },
                 }));
                 return Task.FromResult(0);
             }
-            AnsiConsole.MarkupLine("[yellow]MedVL demo (partial).[/] The tiny HealthGPT and Med-MoE models, their training and the report are [bold]not built yet[/]; see README, Status.");
+            AnsiConsole.MarkupLine("[yellow]MedVL demo (partial).[/] Training the tiny HealthGPT and Med-MoE models, and the report, are [bold]not built yet[/]; see README, Status.");
             AnsiConsole.MarkupLine($"MedSynth data set: [blue]{Markup.Escape(ds)}[/] ({o.Count} subjects, CT/MRI/X-ray/pathology, exact ground truth)");
             var table = new Table().AddColumn("Held-out Med-VQA (run_eval.py metrics)").AddColumn(new TableColumn("answer-prior baseline").RightAligned());
             table.AddRow("Closed accuracy (%)", s.ClosedAccuracy.ToString("F2"));
