@@ -11,6 +11,7 @@ internal static class BenchCommand
     {
         var bench = new Command("bench", "Measure kernel (and later model) throughput.");
         bench.Subcommands.Add(CreateKernels());
+        bench.Subcommands.Add(ModelBench.Create());
         return bench;
     }
 

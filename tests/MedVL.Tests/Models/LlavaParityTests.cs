@@ -51,7 +51,7 @@ public class LlavaParityTests
         int[] labels = [-100, -100, 5, -100, 6];
         using var r = model.PrepareInputsLabelsForMultimodal(ids, feats, labels);
         Assert.Equal(3 + 8, r.Length);
-        Assert.Equal([-100, -100, -100, -100, -100, 5, -100, -100, -100, -100, 6], r.Labels);
+        Assert.Equal([-100, -100, -100, -100, -100, 5, -100, -100, -100, -100, 6], r.Labels!);
         Assert.Equal(8, r.ImageTokenCount);
         var e = Assert.Throws<ArgumentException>(() => model.PrepareInputsLabelsForMultimodal(ids, null));
         Assert.Contains("2 image token(s)", e.Message);

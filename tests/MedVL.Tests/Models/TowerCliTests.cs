@@ -125,3 +125,22 @@ public class TowerCliTests
         Assert.Equal(r.Text + Environment.NewLine, stdout);
     }
 }
+
+public class ModelBenchCliTests
+{
+    [Fact]
+    public void BenchModel_Json_ReportsPrefillAndDecode()
+    {
+        var (code, stdout, stderr) = CliRunner.Run("bench", "model", "--model", DecoderParityTests.Fx("phi2"), "--prompt", "8", "--gen", "3", "--runs", "2", "--json");
+        Assert.True(code == 0, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        using var pp = System.Text.Json.JsonDocument.Parse(lines[0]);
+        using var tg = System.Text.Json.JsonDocument.Parse(lines[1]);
+        Assert.Equal("pp8", pp.RootElement.GetProperty("test").GetString());
+        Assert.Equal("tg3", tg.RootElement.GetProperty("test").GetString());
+        Assert.True(pp.RootElement.GetProperty("tps").GetDouble() > 0);
+        Assert.True(tg.RootElement.GetProperty("sd").GetDouble() >= 0);
+        Assert.Equal(2, tg.RootElement.GetProperty("runs").GetInt32());
+    }
+}
