@@ -99,3 +99,56 @@ public class DecoderParityTests
         AssertClose(Expected("phi4", "expected_logits.npy"), got.ToArray(), 1e-4f, "phi4 token-by-token");
     }
 }
+
+public class BatchedForwardTests
+{
+    [Theory]
+    [InlineData("phi4")]
+    [InlineData("stablelm")]
+    public void LeftPaddedBatch_WithAttentionMaskAndPositions_EqualsSingleRuns(string folder)
+    {
+        using var model = AutoModelForCausalLM.FromPretrained(DecoderParityTests.Fx(folder));
+        var ids = DecoderParityTests.Ids(folder);
+        int t = ids.Length, pad = 3, v = model.VocabSize;
+        var shortIds = ids[pad..];
+        // Row 0: the full prompt. Row 1: three pad tokens (id 0), then ids[3..] (HF left padding).
+        var batch = ids.Concat(Enumerable.Repeat(0, pad)).Concat(shortIds).Select(x => (long)x).ToArray();
+        var mask = Enumerable.Repeat(1L, t).Concat(Enumerable.Repeat(0L, pad)).Concat(Enumerable.Repeat(1L, t - pad)).ToArray();
+        // HF generate: position_ids = attention_mask.cumsum(-1) - 1, masked_fill(mask == 0, 1).
+        var pos = Enumerable.Range(0, t).Concat(Enumerable.Repeat(1, pad)).Concat(Enumerable.Range(0, t - pad)).ToArray();
+        using var _ = GradMode.NoGrad();
+        using var idsT = Tensor.FromArray(batch, 2, t);
+        using var maskT = Tensor.FromArray(mask, 2, t);
+        using var logits = model.Forward(idsT, options: new DecoderForwardOptions { AttentionMask = maskT, PositionIds = pos });
+        var all = logits.ToFloatArray();
+        using var l0 = model.Forward(ids);
+        using var l1 = model.Forward(shortIds);
+        DecoderParityTests.AssertClose(l0.ToFloatArray(), all.AsSpan(0, t * v), 1e-5f, "row 0");
+        DecoderParityTests.AssertClose(l1.ToFloatArray(), all.AsSpan((t + pad) * v, (t - pad) * v), 1e-5f, "row 1 (valid positions)");
+        Assert.All(all, x => Assert.True(float.IsFinite(x)));
+    }
+}
+
+public class HalfPrecisionCheckpointTests
+{
+    [Fact]
+    public void F16Checkpoint_LoadsInPlace_AndStaysWithinHalfPrecisionOfTheReference()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "medvl-f16-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            File.Copy(DecoderParityTests.Fx("phi3", "config.json"), Path.Combine(dir, "config.json"));
+            using (var st = SafetensorsFile.Open(DecoderParityTests.Fx("phi3", "model.safetensors")))
+                SafetensorsWriter.Write(Path.Combine(dir, "model.safetensors"), st.Tensors.Select(kv =>
+                    SafetensorsTensor.FromArray(kv.Key, DType.F16, kv.Value.ToFloat32().Select(x => (Half)x).ToArray(), kv.Value.Shape)));
+            using var model = AutoModelForCausalLM.FromPretrained(dir);
+            Assert.Equal(DType.F16, model.LmHead.Weight.DType);
+            using var _ = GradMode.NoGrad();
+            using var logits = model.Forward(DecoderParityTests.Ids("phi3"));
+            // Weights rounded to 11 significant bits: the logits move by ~1e-3 relative; 2e-2 bounds it with margin.
+            DecoderParityTests.AssertClose(DecoderParityTests.Expected("phi3", "expected_logits.npy"), logits.ToFloatArray(), 2e-2f, "f16 logits");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
