@@ -33,6 +33,7 @@ public static unsafe class KernelBenchCases
         list.Add(new KernelBenchCase("matvec_f32_1x3072x9216", t => DecoderMatVec(DType.F32, t)));
         list.Add(new KernelBenchCase("matvec_bf16_1x3072x9216", t => DecoderMatVec(DType.BF16, t)));
         list.Add(new KernelBenchCase("matvec_f16_1x3072x9216", t => DecoderMatVec(DType.F16, t)));
+        list.Add(new KernelBenchCase("matvec_f32_1x1024x2816_x24", t => RotatingMatVec(DType.F32, t)));
         list.Add(new KernelBenchCase("linear_bf16_64x3072x9216", t => PrefillLinear(DType.BF16, 64, t)));
         list.Add(new KernelBenchCase("memcpy_256MiB", t => MemCopy(256 << 20, t)));
         list.Add(new KernelBenchCase("attention_vit_T576_H16_D64", _ => VitAttention()));
@@ -81,6 +82,23 @@ public static unsafe class KernelBenchCases
         return new BenchInstance(
             () => MatMul.Linear(x, 1, K, w, dt, N, null, y, threads),
             new[] { new BenchMetric(name, bytes, 1e9, "GB/s"), new BenchMetric(name, 2.0 * N * K, 1e9, "GFLOP/s") }, buf);
+    }
+
+    /// <summary>
+    /// Decode of a small model: 24 different [2816, 1024] weights (277 MB, far beyond L3) applied in turn, as the layers
+    /// of a 1024-wide decoder are; short rows (4 KB) are harder to stream than the 12 KB rows of the case above.
+    /// </summary>
+    private static BenchInstance RotatingMatVec(DType dt, int threads)
+    {
+        const int K = 1024, N = 2816, Count = 24;
+        var buf = new NativeBuffers();
+        float* x = buf.Alloc<float>(K, Rnd), y = buf.Alloc<float>(N, _ => 0f);
+        var ws = new nint[Count];
+        for (int i = 0; i < Count; i++) ws[i] = (nint)buf.Alloc<float>((long)N * K, j => Rnd(j + i) * 0.05f);
+        string name = $"matvec_{dt.ToString().ToLowerInvariant()}_1x{K}x{N}_x{Count}";
+        return new BenchInstance(
+            () => { for (int i = 0; i < Count; i++) MatMul.Linear(x, 1, K, (void*)ws[i], dt, N, null, y, threads); },
+            new[] { new BenchMetric(name, (double)Count * N * K * dt.SizeOf(), 1e9, "GB/s") }, buf);
     }
 
     /// <summary>A prefill chunk through nn.Linear (packed GEMM path, weight widened while packing).</summary>

@@ -148,6 +148,11 @@ internal static unsafe class GemmPacking
         for (int p = 0; p + 16 <= kc; p += 16)
         {
             nint o = row0 + p;
+            // The 16 source rows are short streams (kc elements each) that the hardware prefetcher barely ramps up on:
+            // ask for the same depths of the next 16 rows now, so the next block's loads hit cache (a prefetch never faults).
+            byte* next = (byte*)b + (o + 16 * ldb) * TLoad.ElementBytes;
+            nint stride = ldb * TLoad.ElementBytes;
+            for (int r = 0; r < 16; r++) Sse.Prefetch0(next + r * stride);
             var r0 = TLoad.Load16(b, o + 0 * ldb);
             var r1 = TLoad.Load16(b, o + 1 * ldb);
             var r2 = TLoad.Load16(b, o + 2 * ldb);

@@ -9,6 +9,8 @@ namespace MedVL.Kernels.Gemm;
 internal unsafe interface IVectorWeightLoader : IElementReader
 {
     static abstract Vector512<float> Load16(void* p, nint i);
+    /// <summary>Bytes per stored element (for prefetch addresses).</summary>
+    static abstract int ElementBytes { get; }
 }
 
 internal unsafe struct F32VecLoader : IVectorWeightLoader
@@ -17,10 +19,12 @@ internal unsafe struct F32VecLoader : IVectorWeightLoader
     public static float Read(void* p, nint i) => ((float*)p)[i];
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(void* p, nint i) => Vector512.Load((float*)p + i);
+    public static int ElementBytes => 4;
 }
 
 internal unsafe struct BF16VecLoader : IVectorWeightLoader
 {
+    public static int ElementBytes => 2;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Read(void* p, nint i) => BitConverter.Int32BitsToSingle(((ushort*)p)[i] << 16);
     // Zero-extend 16×u16 to 16×u32 (vpmovzxwd) and shift into the high half: exactly bf16 → f32.
@@ -31,6 +35,7 @@ internal unsafe struct BF16VecLoader : IVectorWeightLoader
 
 internal unsafe struct F16VecLoader : IVectorWeightLoader
 {
+    public static int ElementBytes => 2;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Read(void* p, nint i) => (float)BitConverter.UInt16BitsToHalf(((ushort*)p)[i]);
 
@@ -150,9 +155,21 @@ internal static unsafe class GemvKernels
         nint o0 = r * ldw, o1 = o0 + ldw, o2 = o1 + ldw, o3 = o2 + ldw;
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        // Prefetch the same depths of the next 4-row block (one block ahead ≈ a DRAM latency at full bandwidth): the
+        // rows are short streams (K elements) on which the hardware prefetcher alone leaves bandwidth unused.
+        byte* pf = (byte*)w + (o0 + 4 * ldw) * TLoad.ElementBytes;
+        nint pfRow = ldw * TLoad.ElementBytes;
+        int pfStep = 64 / TLoad.ElementBytes; // elements per cache line
         int p = 0;
         for (; p <= k - 32; p += 32)
         {
+            byte* q = pf + (nint)p * TLoad.ElementBytes;
+            Sse.Prefetch0(q); Sse.Prefetch0(q + pfRow); Sse.Prefetch0(q + 2 * pfRow); Sse.Prefetch0(q + 3 * pfRow);
+            if (pfStep == 16) // f32: 32 elements span two lines per row
+            {
+                q += 64;
+                Sse.Prefetch0(q); Sse.Prefetch0(q + pfRow); Sse.Prefetch0(q + 2 * pfRow); Sse.Prefetch0(q + 3 * pfRow);
+            }
             var x0 = Vector512.Load(x + p);
             var x1 = Vector512.Load(x + p + 16);
             a0 = Avx512F.FusedMultiplyAdd(TLoad.Load16(w, o0 + p), x0, a0);
