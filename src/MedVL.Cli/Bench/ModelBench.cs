@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using MedVL.Models;
+using MedVL.Models.Blocks;
 using MedVL.Models.Config;
 using MedVL.Tensors;
 
@@ -27,17 +28,19 @@ internal static class ModelBench
         var threads = new Option<int>("--threads") { Description = "threads (0 = all processors)", DefaultValueFactory = _ => 0 };
         var runs = new Option<int>("--runs") { Description = "timed runs per test", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "JSON lines {\"test\": \"pp128\", \"tps\": .., \"sd\": ..}" };
+        var noMmap = new Option<bool>("--no-mmap") { Description = "copy the weights into huge-page memory instead of mapping the file (llama.cpp's --no-mmap)" };
         prompt.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 0) r.AddError("--prompt must be >= 0"); });
         gen.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 0) r.AddError("--gen must be >= 0"); });
         threads.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 0) r.AddError("--threads must be >= 0 (0 = all processors)"); });
         runs.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--runs must be >= 1"); });
-        var cmd = new Command("model", "Prefill (ppN) and decode (tgM) tokens/s of a language model, as llama-bench") { model, prompt, gen, threads, runs, json };
+        var cmd = new Command("model", "Prefill (ppN) and decode (tgM) tokens/s of a language model, as llama-bench") { model, prompt, gen, threads, runs, json, noMmap };
         cmd.SetAction((r, ct) =>
         {
             int t = r.GetValue(threads);
             if (t > 0 && Environment.GetEnvironmentVariable(ThreadsEnv) != t.ToString())
                 return Task.FromResult(RerunWithThreads(t));
-            Run(r.GetValue(model)!.FullName, r.GetValue(prompt), r.GetValue(gen), r.GetValue(runs), r.GetValue(json), Console.Out, ct);
+            Run(r.GetValue(model)!.FullName, r.GetValue(prompt), r.GetValue(gen), r.GetValue(runs), r.GetValue(json), Console.Out, ct,
+                r.GetValue(noMmap) ? WeightPlacement.HugePages : WeightPlacement.Mapped);
             return Task.FromResult(0);
         });
         return cmd;
@@ -56,16 +59,17 @@ internal static class ModelBench
         return p.ExitCode;
     }
 
-    public static void Run(string dir, int promptTokens, int genTokens, int runs, bool json, TextWriter output, CancellationToken ct)
+    public static void Run(string dir, int promptTokens, int genTokens, int runs, bool json, TextWriter output, CancellationToken ct,
+        WeightPlacement placement = WeightPlacement.Mapped)
     {
         var cfg = ModelConfigLoader.Load(dir);
-        using var llava = cfg.Kind == ModelKind.Llava ? LlavaForCausalLM.FromPretrained(dir, requireVisionTower: false) : null;
-        using var own = llava is null ? AutoModelForCausalLM.FromPretrained(dir) : null;
+        using var llava = cfg.Kind == ModelKind.Llava ? LlavaForCausalLM.FromPretrained(dir, requireVisionTower: false, placement: placement) : null;
+        using var own = llava is null ? AutoModelForCausalLM.FromPretrained(dir, placement) : null;
         var lm = llava?.LanguageModel ?? own!;
         int threads = Environment.ProcessorCount;
         string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(dir));
         var weightType = lm.EmbedTokensWeight.DType;
-        if (!json) output.WriteLine($"# medvl bench model: {name} ({lm.Family}, {lm.NumLayers} layers, hidden {lm.HiddenSize}, {weightType} weights), threads={threads}, {runs} runs, mean ± sd");
+        if (!json) output.WriteLine($"# medvl bench model: {name} ({lm.Family}, {lm.NumLayers} layers, hidden {lm.HiddenSize}, {weightType} weights, {(placement == WeightPlacement.Mapped ? "mmap" : "huge pages")}), threads={threads}, {runs} runs, mean ± sd");
         var rng = new Random(1234);
         int[] RandomIds(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(lm.VocabSize)).ToArray();
         var opts = new DecoderForwardOptions { LastTokenLogitsOnly = true, CancellationToken = ct };
@@ -80,7 +84,7 @@ internal static class ModelBench
                 output.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
                 {
                     ["test"] = test, ["tps"] = Math.Round(mean, 3), ["sd"] = Math.Round(sd, 3), ["runs"] = tps.Length,
-                    ["threads"] = threads, ["model"] = name, ["family"] = lm.Family.ToString(), ["weights"] = weightType.ToString(),
+                    ["threads"] = threads, ["mmap"] = placement == WeightPlacement.Mapped, ["model"] = name, ["family"] = lm.Family.ToString(), ["weights"] = weightType.ToString(),
                 }));
             else output.WriteLine($"{test,-8} {mean,12:F2} ± {sd,8:F2} tok/s   ({seconds.Average() * 1e3:F1} ms/run)");
         }

@@ -9,18 +9,19 @@ public static class AutoModelForCausalLM
     /// <summary>
     /// A text decoder (phi3, llama, qwen2, stablelm, stablelm_epoch, phi). A LLaVA-style folder loads its language model
     /// only (use <see cref="LlavaForCausalLM.FromPretrained"/> for the image path). Weights are checked against the
-    /// config (every problem reported at once) and memory-mapped, never copied.
+    /// config (every problem reported at once) and memory-mapped, never copied (unless <paramref name="placement"/> asks
+    /// for a copy in huge-page memory).
     /// </summary>
-    public static CausalLM FromPretrained(string dir) => FromPretrained(dir, null);
+    public static CausalLM FromPretrained(string dir, WeightPlacement placement = WeightPlacement.Mapped) => Load(dir, null, placement);
 
-    internal static CausalLM FromPretrained(string dir, DecoderFamily? expected)
+    internal static CausalLM Load(string dir, DecoderFamily? expected, WeightPlacement placement = WeightPlacement.Mapped)
     {
         var config = ModelConfigLoader.Load(dir);
         var dec = config.RequireDecoder();
         if (expected is { } f && dec.Family != f)
             throw new ModelConfigException(config.SourcePath, "model_type", $"'{config.ModelType}' is a {dec.Family} model, not {f}");
         var prefixes = config.Kind == ModelKind.Llava ? WeightTable.SkippedLlavaPrefixes : null;
-        var weights = ModelWeights.Open(dir, WeightTable.For(config), prefixes);
+        var weights = ModelWeights.Open(dir, WeightTable.For(config), prefixes, placement);
         return Create(config, weights, dir);
     }
 

@@ -126,11 +126,11 @@ public sealed class ClipVisionModel : IDisposable
     public int NumPatches => Vision.NumPatches;
 
     /// <summary>Loads a clip or clip_vision_model folder (config + safetensors; text-tower tensors skipped).</summary>
-    public static ClipVisionModel FromPretrained(string dir)
+    public static ClipVisionModel FromPretrained(string dir, WeightPlacement placement = WeightPlacement.Mapped)
     {
         var config = ModelConfigLoader.Load(dir);
         var clip = config.RequireClip();
-        var weights = ModelWeights.Open(dir, WeightTable.Clip(clip));
+        var weights = ModelWeights.Open(dir, WeightTable.Clip(clip), placement: placement);
         try { return new ClipVisionModel(config, weights, dir); }
         catch { weights.Dispose(); throw; }
     }

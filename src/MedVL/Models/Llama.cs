@@ -31,7 +31,7 @@ public sealed class LlamaForCausalLM : CausalLM
 {
     internal LlamaForCausalLM(ModelConfig config, ModelWeights weights, string dir) : base(config, weights, dir) { }
 
-    public static LlamaForCausalLM FromPretrained(string dir) => (LlamaForCausalLM)AutoModelForCausalLM.FromPretrained(dir, DecoderFamily.Llama);
+    public static LlamaForCausalLM FromPretrained(string dir, WeightPlacement placement = WeightPlacement.Mapped) => (LlamaForCausalLM)AutoModelForCausalLM.Load(dir, DecoderFamily.Llama, placement);
 
     protected override DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string p, DecoderMlp? mlp)
     {

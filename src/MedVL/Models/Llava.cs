@@ -152,9 +152,10 @@ public sealed class LlavaForCausalLM : IDisposable
     /// <summary>
     /// Loads the LLM + projector (+ MoE FFNs) from <paramref name="dir"/> and the CLIP tower from
     /// <paramref name="visionTowerDir"/>, else from mm_vision_tower / mm_image_tower when that is a folder (relative to
-    /// <paramref name="dir"/> or absolute), else from dir/vision_tower.
+    /// <paramref name="dir"/> or absolute), else from dir/vision_tower. <paramref name="placement"/> applies to both.
     /// </summary>
-    public static LlavaForCausalLM FromPretrained(string dir, string? visionTowerDir = null, bool requireVisionTower = true)
+    public static LlavaForCausalLM FromPretrained(string dir, string? visionTowerDir = null, bool requireVisionTower = true,
+        WeightPlacement placement = WeightPlacement.Mapped)
     {
         var config = ModelConfigLoader.Load(dir);
         if (config.Kind != ModelKind.Llava)
@@ -164,7 +165,7 @@ public sealed class LlavaForCausalLM : IDisposable
         if (towerDir is null && requireVisionTower)
             throw new ModelConfigException(config.SourcePath, "mm_vision_tower",
                 $"vision tower '{mm.VisionTower}' is not a folder next to the model; download it and pass its folder (--vision-tower)");
-        var weights = ModelWeights.Open(dir, WeightTable.For(config), WeightTable.SkippedLlavaPrefixes);
+        var weights = ModelWeights.Open(dir, WeightTable.For(config), WeightTable.SkippedLlavaPrefixes, placement);
         CausalLM? lm = null;
         ClipVisionModel? vision = null;
         try
@@ -173,7 +174,7 @@ public sealed class LlavaForCausalLM : IDisposable
             var projector = MultimodalProjector.Load(weights, mm);
             if (towerDir is not null)
             {
-                vision = ClipVisionModel.FromPretrained(towerDir);
+                vision = ClipVisionModel.FromPretrained(towerDir, placement);
                 if (mm.MmHiddenSize is { } mh && mh != vision.HiddenSize)
                     throw new ModelConfigException(config.SourcePath, "mm_hidden_size", $"{mh} does not match the vision tower's hidden_size {vision.HiddenSize} ({towerDir})");
             }

@@ -23,7 +23,7 @@ public sealed class PhiForCausalLM : CausalLM
 {
     internal PhiForCausalLM(ModelConfig config, ModelWeights weights, string dir) : base(config, weights, dir) { }
 
-    public static PhiForCausalLM FromPretrained(string dir) => (PhiForCausalLM)AutoModelForCausalLM.FromPretrained(dir, DecoderFamily.Phi);
+    public static PhiForCausalLM FromPretrained(string dir, WeightPlacement placement = WeightPlacement.Mapped) => (PhiForCausalLM)AutoModelForCausalLM.Load(dir, DecoderFamily.Phi, placement);
 
     protected override DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string p, DecoderMlp? mlp)
     {

@@ -32,7 +32,7 @@ public sealed class Phi3ForCausalLM : CausalLM
 {
     internal Phi3ForCausalLM(ModelConfig config, ModelWeights weights, string dir) : base(config, weights, dir) { }
 
-    public static Phi3ForCausalLM FromPretrained(string dir) => (Phi3ForCausalLM)AutoModelForCausalLM.FromPretrained(dir, DecoderFamily.Phi3);
+    public static Phi3ForCausalLM FromPretrained(string dir, WeightPlacement placement = WeightPlacement.Mapped) => (Phi3ForCausalLM)AutoModelForCausalLM.Load(dir, DecoderFamily.Phi3, placement);
 
     protected override DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string p, DecoderMlp? mlp) => new Phi3DecoderLayer(
         NormLayer.Load(w, p + ".input_layernorm", false, c.NormEps),

@@ -19,7 +19,7 @@ public sealed class Qwen2ForCausalLM : CausalLM
 {
     internal Qwen2ForCausalLM(ModelConfig config, ModelWeights weights, string dir) : base(config, weights, dir) { }
 
-    public static Qwen2ForCausalLM FromPretrained(string dir) => (Qwen2ForCausalLM)AutoModelForCausalLM.FromPretrained(dir, DecoderFamily.Qwen2);
+    public static Qwen2ForCausalLM FromPretrained(string dir, WeightPlacement placement = WeightPlacement.Mapped) => (Qwen2ForCausalLM)AutoModelForCausalLM.Load(dir, DecoderFamily.Qwen2, placement);
 
     protected override DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string p, DecoderMlp? mlp)
     {

@@ -20,7 +20,7 @@ public sealed class StableLmForCausalLM : CausalLM
 {
     internal StableLmForCausalLM(ModelConfig config, ModelWeights weights, string dir) : base(config, weights, dir) { }
 
-    public static StableLmForCausalLM FromPretrained(string dir) => (StableLmForCausalLM)AutoModelForCausalLM.FromPretrained(dir, DecoderFamily.StableLm);
+    public static StableLmForCausalLM FromPretrained(string dir, WeightPlacement placement = WeightPlacement.Mapped) => (StableLmForCausalLM)AutoModelForCausalLM.Load(dir, DecoderFamily.StableLm, placement);
 
     protected override DecoderLayer CreateLayer(ModelWeights w, DecoderConfig c, string p, DecoderMlp? mlp)
     {
