@@ -35,6 +35,9 @@ public static unsafe class KernelBenchCases
         list.Add(new KernelBenchCase("matvec_f16_1x3072x9216", t => DecoderMatVec(DType.F16, t)));
         list.Add(new KernelBenchCase("matvec_f32_1x1024x2816_x24", t => RotatingMatVec(DType.F32, t)));
         list.Add(new KernelBenchCase("linear_bf16_64x3072x9216", t => PrefillLinear(DType.BF16, 64, t)));
+        list.Add(new KernelBenchCase("linear_f32_128x3072x9216", t => PrefillLinear(DType.F32, 128, t)));
+        list.Add(new KernelBenchCase("linear_bf16_128x3072x9216", t => PrefillLinear(DType.BF16, 128, t)));
+        list.Add(new KernelBenchCase("linear_f32_128x1024x2816", t => PrefillLinear(DType.F32, 128, t, 1024, 2816)));
         list.Add(new KernelBenchCase("memcpy_256MiB", t => MemCopy(256 << 20, t)));
         list.Add(new KernelBenchCase("attention_vit_T576_H16_D64", _ => VitAttention()));
         list.Add(new KernelBenchCase("attention_decode_S2048_H32_D96", _ => DecodeAttention()));
@@ -102,9 +105,8 @@ public static unsafe class KernelBenchCases
     }
 
     /// <summary>A prefill chunk through nn.Linear (packed GEMM path, weight widened while packing).</summary>
-    private static BenchInstance PrefillLinear(DType dt, int m, int threads)
+    private static BenchInstance PrefillLinear(DType dt, int m, int threads, int K = 3072, int N = 9216)
     {
-        const int K = 3072, N = 9216;
         var buf = new NativeBuffers();
         float* x = buf.Alloc<float>((long)m * K, Rnd), y = buf.Alloc<float>((long)m * N, _ => 0f);
         void* w = dt == DType.F32

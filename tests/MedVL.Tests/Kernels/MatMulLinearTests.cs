@@ -10,10 +10,10 @@ public unsafe class MatMulLinearTests
 {
     public static IEnumerable<object[]> Cases()
     {
-        foreach (var path in new[] { MatMul.LinearPath.Gemv, MatMul.LinearPath.Gemm })
+        foreach (var path in new[] { MatMul.LinearPath.Gemv, MatMul.LinearPath.Dot, MatMul.LinearPath.Gemm })
             foreach (var dt in new[] { DType.F32, DType.BF16, DType.F16 })
             {
-                if (path == MatMul.LinearPath.Gemv && !System.Runtime.Intrinsics.X86.Avx512F.IsSupported) continue;
+                if (path is MatMul.LinearPath.Gemv or MatMul.LinearPath.Dot && !System.Runtime.Intrinsics.X86.Avx512F.IsSupported) continue;
                 yield return new object[] { path.ToString(), dt };
             }
     }
@@ -71,6 +71,16 @@ public unsafe class MatMulLinearTests
             CheckOne(MatMul.LinearPath.Gemm, DType.BF16, 19, 37, 41, true, 5, isa);
             CheckOne(MatMul.LinearPath.Gemm, DType.F16, 19, 37, 41, false, 6, isa);
         }
+    }
+
+    [Fact]
+    public void Dot_PrefillSizes_AreTheAutoPathAndSplitOverThreads()
+    {
+        // 17..256 rows go to the unpacked dot-product kernel; odd N and K exercise the aliased edge rows and the K tail.
+        CheckOne(MatMul.LinearPath.Auto, DType.F32, 17, 131, 1000, true, 11, GemmMicroKernels.BestIsa, 2);
+        CheckOne(MatMul.LinearPath.Auto, DType.BF16, 128, 77, 96, false, 12, GemmMicroKernels.BestIsa, 2);
+        CheckOne(MatMul.LinearPath.Auto, DType.F16, 255, 13, 70, true, 13, GemmMicroKernels.BestIsa, 3);
+        CheckOne(MatMul.LinearPath.Dot, DType.F32, 300, 7, 1, true, 14, GemmMicroKernels.BestIsa, 2);
     }
 
     [Fact]
