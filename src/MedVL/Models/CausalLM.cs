@@ -18,6 +18,8 @@ public sealed record DecoderForwardOptions
     /// final norm); the caller disposes them.</summary>
     public List<Tensor>? HiddenStates { get; init; }
     public CancellationToken CancellationToken { get; init; }
+    /// <summary>Adapters to run with (null: whatever <see cref="AdapterSelection.Current"/> is, usually none).</summary>
+    public AdapterSelection? Adapters { get; init; }
 
     public static DecoderForwardOptions Default { get; } = new();
 }
@@ -58,7 +60,8 @@ public abstract class CausalLM : IDisposable
     /// <summary>The folder the model was loaded from.</summary>
     public string Directory { get; }
     public DecoderFamily Family => Decoder.Family;
-    public int VocabSize => Decoder.VocabSize!.Value;
+    /// <summary>Rows of the token embeddings in use (config vocab_size, or a selected plugin's resized vocabulary).</summary>
+    public int VocabSize => (AdapterSelection.Current?.TokenEmbeddings ?? EmbedTokensWeight).Size(0);
     public int HiddenSize => Decoder.HiddenSize!.Value;
     public int NumLayers => Layers.Count;
     public DecoderRope Rope { get; }
@@ -90,7 +93,7 @@ public abstract class CausalLM : IDisposable
         if (ids.Rank != 2) throw new ArgumentException($"input_ids {ids.Describe()} must be [B, T] or [T]");
         if (ids.DType is not (DType.I32 or DType.I64)) throw new ArgumentException($"input_ids {ids.Describe()} must be int32 or int64");
         CheckIds(ids);
-        return Ops.Embedding(ids, EmbedTokensWeight);
+        return Ops.Embedding(ids, AdapterSelection.Current?.TokenEmbeddings ?? EmbedTokensWeight);
     }
 
     private void CheckIds(Tensor ids)
@@ -104,6 +107,7 @@ public abstract class CausalLM : IDisposable
     /// <summary>Logits [B, T, V] (or [B, 1, V] with <see cref="DecoderForwardOptions.LastTokenLogitsOnly"/>) for ids [B, T] or [T].</summary>
     public Tensor Forward(Tensor inputIds, KvCache? cache = null, DecoderForwardOptions? options = null)
     {
+        using var scope = options?.Adapters is { } sel ? AdapterSelection.Use(sel) : default(AdapterSelection.Scope?);
         using var e = EmbedTokens(inputIds);
         return ForwardEmbeds(e, cache, options);
     }
@@ -118,19 +122,22 @@ public abstract class CausalLM : IDisposable
     /// <summary>The decoder over input embeddings [B, T, H] (LLaVA's inputs_embeds path); returns logits.</summary>
     public Tensor ForwardEmbeds(Tensor inputsEmbeds, KvCache? cache = null, DecoderForwardOptions? options = null)
     {
+        using var scope = options?.Adapters is { } sel ? AdapterSelection.Use(sel) : default(AdapterSelection.Scope?);
         using var h = ForwardHidden(inputsEmbeds, cache, options);
+        var head = AdapterSelection.Current?.LmHead ?? LmHead;
         if (options?.LastTokenLogitsOnly == true)
         {
             using var last = h.Slice(1, h.Size(1) - 1, 1);
-            return LmHead.Forward(last);
+            return head.Forward(last);
         }
-        return LmHead.Forward(h);
+        return head.Forward(h);
     }
 
     /// <summary>The decoder and final norm over inputs_embeds [B, T, H]: last_hidden_state [B, T, H].</summary>
     public Tensor ForwardHidden(Tensor inputsEmbeds, KvCache? cache = null, DecoderForwardOptions? options = null)
     {
         options ??= DecoderForwardOptions.Default;
+        using var scope = options.Adapters is { } sel ? AdapterSelection.Use(sel) : default(AdapterSelection.Scope?);
         if (inputsEmbeds.Rank != 3 || inputsEmbeds.Size(2) != HiddenSize)
             throw new ArgumentException($"inputs_embeds {inputsEmbeds.Describe()} must be [B, T, hidden_size={HiddenSize}]");
         int B = inputsEmbeds.Size(0), T = inputsEmbeds.Size(1);

@@ -1,0 +1,51 @@
+namespace MedVL.Models.Blocks;
+
+/// <summary>
+/// The adapters one forward call runs with: the names of the adapter sets to apply (LoRA, H-LoRA plugins, …, attached
+/// to the shared model by MedVL.Adapters), whether it is a training call (adapter dropout on, drawn from
+/// <see cref="DropoutRng"/>), and optional per-task replacements of the token embeddings and the output head (HealthGPT's
+/// generation plugin brings its own, with the extended vocabulary). Nothing here is stored on the model: the selection
+/// travels with the call (<see cref="DecoderForwardOptions.Adapters"/>, or <see cref="Use"/> around any code that runs
+/// the model's layers), so two requests with different adapters can run on one model instance at the same time.
+/// </summary>
+public sealed class AdapterSelection
+{
+    private static readonly AsyncLocal<AdapterSelection?> s_current = new();
+
+    public AdapterSelection(IEnumerable<string> names, bool training = false, Random? dropoutRng = null)
+    {
+        Names = new HashSet<string>(names, StringComparer.Ordinal);
+        Training = training;
+        if (training && dropoutRng is null) throw new ArgumentException("a training selection needs a dropout RNG (seeded by the trainer)", nameof(dropoutRng));
+        DropoutRng = dropoutRng;
+    }
+
+    /// <summary>Base model only.</summary>
+    public static AdapterSelection None { get; } = new(Array.Empty<string>());
+
+    public IReadOnlySet<string> Names { get; }
+    public bool Training { get; }
+    public Random? DropoutRng { get; }
+    /// <summary>Replaces model.embed_tokens.weight [V', H] for this call (e.g. a plugin's resized vocabulary).</summary>
+    public Tensor? TokenEmbeddings { get; init; }
+    /// <summary>Replaces lm_head for this call.</summary>
+    public LinearLayer? LmHead { get; init; }
+
+    public bool IsActive(string name) => Names.Contains(name);
+
+    /// <summary>The selection of the current call (flows with the async context), or null for the base model.</summary>
+    public static AdapterSelection? Current => s_current.Value;
+
+    /// <summary>Makes <paramref name="selection"/> current until the returned scope is disposed (restores the previous one).</summary>
+    public static Scope Use(AdapterSelection? selection)
+    {
+        var previous = s_current.Value;
+        s_current.Value = selection;
+        return new Scope(previous);
+    }
+
+    public readonly struct Scope(AdapterSelection? previous) : IDisposable
+    {
+        public void Dispose() => s_current.Value = previous;
+    }
+}
