@@ -20,6 +20,8 @@ internal static class AskCommands
         var sampling = new SamplingArgs();
         var cmd = new Command("ask", "Answer a question about an image (streamed to stdout)") { model, image, question, template, tower };
         sampling.AddTo(cmd);
+        var adapters = new AdapterOptions();
+        adapters.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
         {
             string dir = r.GetValue(model)!.FullName;
@@ -30,8 +32,10 @@ internal static class AskCommands
             var prompt = tpl.RenderQuestion(r.GetValue(question)!, hasImage: true);
             var ids = tok.TokenizeWithImage(prompt);
             var opts = sampling.Build(r, GenerationConfig.Load(dir), tpl.StopTokenIds(tok), tpl.StopStrings);
+            var (selection, owner) = adapters.Attach(r, llava.LanguageModel, dir);
+            using var _owner = owner;
             using var px = m.Pixels(r.GetValue(image)!.FullName);
-            return await SamplingArgs.StreamAsync(new TextGenerator(llava, tok), new GenerationRequest(ids, opts, px), ct);
+            return await SamplingArgs.StreamAsync(new TextGenerator(llava, tok), new GenerationRequest(ids, opts, px, selection), ct);
         });
         return cmd;
     }

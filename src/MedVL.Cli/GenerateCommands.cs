@@ -73,6 +73,8 @@ internal static class GenerateCommands
         var sampling = new SamplingArgs();
         var cmd = new Command("generate", "Generate text from a prompt (streamed to stdout)") { model, prompt, template };
         sampling.AddTo(cmd);
+        var adapters = new AdapterOptions();
+        adapters.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
         {
             string dir = r.GetValue(model)!.FullName;
@@ -83,7 +85,9 @@ internal static class GenerateCommands
             if (tpl is not null) text = tpl.RenderQuestion(text, hasImage: false);
             var opts = sampling.Build(r, GenerationConfig.Load(dir), tpl?.StopTokenIds(tok) ?? [], tpl?.StopStrings ?? []);
             var ids = tok.Encode(text);
-            return await SamplingArgs.StreamAsync(new TextGenerator(lm, tok), new GenerationRequest(ids, opts), ct);
+            var (selection, owner) = adapters.Attach(r, lm, dir);
+            using var _owner = owner;
+            return await SamplingArgs.StreamAsync(new TextGenerator(lm, tok), new GenerationRequest(ids, opts, Adapters: selection), ct);
         });
         return cmd;
     }

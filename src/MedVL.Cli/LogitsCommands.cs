@@ -18,6 +18,8 @@ internal static class LogitsCommands
         var tower = new Option<DirectoryInfo?>("--vision-tower") { Description = "CLIP folder (default: mm_vision_tower relative to the model)" };
         var output = new Option<FileInfo>("--output") { Description = "output .npy, float32 [T, vocab]", Required = true };
         var cmd = new Command("logits", "Write the logits of every position as float32 [T, vocab] (.npy)") { model, ids, image, tower, output };
+        var adapters = new AdapterOptions();
+        adapters.AddTo(cmd);
         cmd.SetAction((r, ct) =>
         {
             var inputIds = ParseIds(r.GetValue(ids)!);
@@ -27,10 +29,12 @@ internal static class LogitsCommands
             bool hasImageToken = inputIds.Contains(LlavaForCausalLM.ImageTokenIndex);
             if (imagePath is not null && !hasImageToken) throw new ArgumentException("--image given but --input-ids has no -200 image position");
             if (hasImageToken && imagePath is null) throw new ArgumentException("--input-ids has a -200 image position but no --image was given");
+            var (selection, owner) = adapters.Attach(r, m.LanguageModel, m.Dir);
+            using var _owner = owner;
             Tensor logits;
             using (GradMode.NoGrad())
             {
-                var opts = new DecoderForwardOptions { CancellationToken = ct };
+                var opts = new DecoderForwardOptions { CancellationToken = ct, Adapters = selection };
                 if (imagePath is not null)
                 {
                     if (m.Llava is null) throw new ArgumentException($"{m.Dir} is a text-only model; --image needs a LLaVA-style model");

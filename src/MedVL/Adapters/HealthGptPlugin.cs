@@ -58,7 +58,10 @@ public sealed class HealthGptPlugin : IDisposable
 
     /// <summary>The selection a request of this task runs with.</summary>
     public AdapterSelection Selection(bool training = false, Random? dropoutRng = null) =>
-        new([Name], training, dropoutRng) { TokenEmbeddings = TokenEmbeddings, LmHead = LmHead };
+        new([Name], training, dropoutRng)
+        {
+            TokenEmbeddings = TokenEmbeddings, LmHead = LmHead, Projector = Projector, VisionSelectLayer = VisionSelectLayer,
+        };
 
     /// <summary>
     /// Reads com_hlora_weights.bin / gen_hlora_weights.bin (torch pickle or safetensors with the same keys) and attaches

@@ -17,8 +17,9 @@ public sealed record GenerationUpdate(int TokenId, string Text, FinishReason? Fi
 /// <summary>A whole generation: text (stop string and stop token excluded), generated ids, timings.</summary>
 public sealed record GenerationResult(string Text, int[] TokenIds, FinishReason Finish, int PromptLength, TimeSpan PrefillTime, TimeSpan DecodeTime);
 
-/// <summary>One prompt: token ids (with −200 where images go for a LLaVA model) and optional pixel values [images, C, S, S].</summary>
-public sealed record GenerationRequest(int[] InputIds, SamplingOptions Options, Tensor? PixelValues = null);
+/// <summary>One prompt: token ids (with −200 where images go for a LLaVA model), optional pixel values [images, C, S, S],
+/// and the adapters this request runs with (e.g. a HealthGPT task plugin's selection; null = base model).</summary>
+public sealed record GenerationRequest(int[] InputIds, SamplingOptions Options, Tensor? PixelValues = null, Models.Blocks.AdapterSelection? Adapters = null);
 
 /// <summary>
 /// Autoregressive decoding (HF generate with a DynamicCache): one prefill over the prompt (LLaVA: over the spliced
@@ -89,14 +90,14 @@ public sealed class TextGenerator
         if (request.InputIds.Length == 0) throw new ArgumentException("the prompt has no tokens");
         bool multimodal = request.PixelValues is not null || request.InputIds.Contains(LlavaForCausalLM.ImageTokenIndex);
         if (multimodal && Multimodal is null) throw new ArgumentException("the prompt has an image but the model is a text-only decoder");
-        var sampler = new TokenSampler(o, Model.VocabSize);
+        var sampler = new TokenSampler(o, request.Adapters?.LmHead?.OutFeatures ?? Model.VocabSize);
         var history = new List<int>();
         if (!multimodal) history.AddRange(request.InputIds);
         var decoder = Tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
         var stop = new StopStringMatcher(o.StopStrings);
         var stopIds = new HashSet<int>(o.StopTokenIds);
         using var cache = Model.CreateCache(initialCapacity: Math.Max(64, request.InputIds.Length + Math.Min(o.MaxNewTokens, 4096) + 1));
-        var opts = new DecoderForwardOptions { LastTokenLogitsOnly = true, CancellationToken = ct };
+        var opts = new DecoderForwardOptions { LastTokenLogitsOnly = true, CancellationToken = ct, Adapters = request.Adapters };
         var sw = Stopwatch.StartNew();
         float[] logits;
         // NoGrad scopes never span a yield: the consumer's execution context is restored between steps.

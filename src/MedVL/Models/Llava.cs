@@ -205,8 +205,9 @@ public sealed class LlavaForCausalLM : IDisposable
     public Tensor EncodeImages(Tensor pixelValues, CancellationToken cancellationToken = default)
     {
         var tower = VisionTower ?? throw new InvalidOperationException("this model was loaded without a vision tower");
-        using var f = tower.SelectFeatures(pixelValues, Multimodal.SelectLayer, Multimodal.SelectFeature == "cls_patch", cancellationToken);
-        return Projector.Forward(f);
+        var sel = AdapterSelection.Current;
+        using var f = tower.SelectFeatures(pixelValues, sel?.VisionSelectLayer ?? Multimodal.SelectLayer, Multimodal.SelectFeature == "cls_patch", cancellationToken);
+        return (sel?.Projector ?? Projector).Forward(f);
     }
 
     /// <summary>
@@ -260,6 +261,7 @@ public sealed class LlavaForCausalLM : IDisposable
     /// <paramref name="pixelValues"/> [images, C, S, S] (null for a text-only prompt).</summary>
     public Tensor Forward(ReadOnlySpan<int> inputIds, Tensor? pixelValues, KvCache? cache = null, DecoderForwardOptions? options = null)
     {
+        using var scope = options?.Adapters is { } sel ? AdapterSelection.Use(sel) : default(AdapterSelection.Scope?);
         using var features = pixelValues is null ? null : EncodeImages(pixelValues, options?.CancellationToken ?? default);
         using var inputs = PrepareInputsLabelsForMultimodal(inputIds, features);
         return LanguageModel.ForwardEmbeds(inputs.InputsEmbeds, cache, options);

@@ -30,6 +30,10 @@ public sealed class AdapterSelection
     public Tensor? TokenEmbeddings { get; init; }
     /// <summary>Replaces lm_head for this call.</summary>
     public LinearLayer? LmHead { get; init; }
+    /// <summary>Replaces a LLaVA model's mm_projector for this call (HealthGPT: one projector per task).</summary>
+    public MultimodalProjector? Projector { get; init; }
+    /// <summary>Replaces mm_vision_select_layer for this call (HealthGPT: −2 comprehension, 1 generation).</summary>
+    public int? VisionSelectLayer { get; init; }
 
     public bool IsActive(string name) => Names.Contains(name);
 
