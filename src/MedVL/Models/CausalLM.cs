@@ -20,6 +20,8 @@ public sealed record DecoderForwardOptions
     public CancellationToken CancellationToken { get; init; }
     /// <summary>Adapters to run with (null: whatever <see cref="AdapterSelection.Current"/> is, usually none).</summary>
     public AdapterSelection? Adapters { get; init; }
+    /// <summary>Receives the MoE layers' routing and load-balancing losses of this call (Med-MoE), when set.</summary>
+    public MoeRoutingTrace? Routing { get; init; }
 
     public static DecoderForwardOptions Default { get; } = new();
 }
@@ -138,6 +140,7 @@ public abstract class CausalLM : IDisposable
     {
         options ??= DecoderForwardOptions.Default;
         using var scope = options.Adapters is { } sel ? AdapterSelection.Use(sel) : default(AdapterSelection.Scope?);
+        using var routing = options.Routing is { } trace ? MoeRoutingTrace.Use(trace) : default(MoeRoutingTrace.Scope?);
         if (inputsEmbeds.Rank != 3 || inputsEmbeds.Size(2) != HiddenSize)
             throw new ArgumentException($"inputs_embeds {inputsEmbeds.Describe()} must be [B, T, hidden_size={HiddenSize}]");
         int B = inputsEmbeds.Size(0), T = inputsEmbeds.Size(1);

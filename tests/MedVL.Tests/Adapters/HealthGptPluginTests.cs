@@ -43,8 +43,9 @@ public class HealthGptPluginTests
             string key = prefix + name;
             Assert.True(st.Tensors.TryGetValue(key, out var e), $"{key} has no expected gradient");
             using var exp = e!.ToTensor();
-            Assert.NotNull(t.Grad);
-            AssertClose(exp.ToFloatArray(), t.Grad!.ToFloatArray(), tol, $"grad {key}");
+            // A parameter the graph never reached (an MoE expert that got no token) has no gradient: torch's is zero.
+            var actual = t.Grad?.ToFloatArray() ?? new float[exp.Numel];
+            AssertClose(exp.ToFloatArray(), actual, tol, $"grad {key}");
             seen.Add(key);
         }
         Assert.Equal(st.Tensors.Count, seen.Count);

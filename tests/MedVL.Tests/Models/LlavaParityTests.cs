@@ -1,4 +1,5 @@
 using MedVL.Models;
+using MedVL.Models.Blocks;
 using MedVL.Tensors;
 using static MedVL.Tests.Models.DecoderParityTests;
 
@@ -66,10 +67,10 @@ public class LlavaParityTests
         using var px = ClipParityTests.Pixels();
         using var feats = model.EncodeImages(px);
         AssertClose(Expected("medmoe_stablelm", "expected_image_features.npy"), feats.ToFloatArray(), 1e-4f, "medmoe image features");
-        var moe = Assert.IsType<MoeMlp>(model.LanguageModel.Layers[0].Mlp);
-        int[]? routes = null;
-        moe.RouteObserver = r => routes = r;
-        using var logits = model.Forward(ids, px);
+        Assert.IsType<MoeMlp>(model.LanguageModel.Layers[0].Mlp);
+        using var trace = new MoeRoutingTrace();
+        using var logits = model.Forward(ids, px, options: new DecoderForwardOptions { Routing = trace });
+        var routes = trace.Layers.Single(l => l.Layer == 0).Routes;
         AssertClose(Expected("medmoe_stablelm", "expected_logits.npy"), logits.ToFloatArray(), 1e-4f, "medmoe logits");
         var expectedRoutes = MedVL.Formats.Npy.Read(Fx("medmoe_stablelm", "expected_routes.npy")).ToInt64().Select(x => (int)x).ToArray();
         Assert.Equal(expectedRoutes, routes);

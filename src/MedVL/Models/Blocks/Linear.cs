@@ -22,6 +22,22 @@ public class LinearLayer
 
     public virtual Tensor Forward(Tensor x) => Ops.Linear(x, Weight, Bias);
 
+    /// <summary>A float32 trainable copy (weight and bias cloned, RequiresGrad); the caller owns the new tensors.</summary>
+    public LinearLayer TrainableCopy(string name)
+    {
+        var w = Weight.DType == Tensors.DType.F32 ? Weight.Clone() : Weight.To(Tensors.DType.F32);
+        w.RequiresGrad = true;
+        w.Name = name + ".weight";
+        Tensor? b = null;
+        if (Bias is not null)
+        {
+            b = Bias.DType == Tensors.DType.F32 ? Bias.Clone() : Bias.To(Tensors.DType.F32);
+            b.RequiresGrad = true;
+            b.Name = name + ".bias";
+        }
+        return new LinearLayer(w, b);
+    }
+
     public static LinearLayer Load(ModelWeights w, string prefix, bool bias) =>
         new(w.Get(prefix + ".weight"), bias ? w.Get(prefix + ".bias") : null);
 }

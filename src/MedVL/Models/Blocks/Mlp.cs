@@ -6,6 +6,10 @@ namespace MedVL.Models.Blocks;
 public abstract class DecoderMlp
 {
     public abstract Tensor Forward(Tensor x);
+
+    /// <summary>The FFN's Linear layers by HF name (gate_proj, up_proj, down_proj / gate_up_proj / fc1, fc2), settable so
+    /// adapters or trainable copies can replace them.</summary>
+    public virtual IEnumerable<(string Name, Func<LinearLayer> Get, Action<LinearLayer> Set)> Linears() => [];
 }
 
 /// <summary>LlamaMLP: down_proj(act(gate_proj(x)) ⊙ up_proj(x)) (Llama, Qwen2, StableLM).</summary>
@@ -15,6 +19,9 @@ public class GatedMlp(LinearLayer gate, LinearLayer up, LinearLayer down, string
     public LinearLayer UpProj { get; set; } = up;
     public LinearLayer DownProj { get; set; } = down;
     public string HiddenAct { get; } = hiddenAct;
+
+    public override IEnumerable<(string Name, Func<LinearLayer> Get, Action<LinearLayer> Set)> Linears() =>
+        [("gate_proj", () => GateProj, v => GateProj = v), ("up_proj", () => UpProj, v => UpProj = v), ("down_proj", () => DownProj, v => DownProj = v)];
 
     public override Tensor Forward(Tensor x)
     {
@@ -37,6 +44,9 @@ public class FusedGatedMlp(LinearLayer gateUp, LinearLayer down, string hiddenAc
     public LinearLayer GateUpProj { get; set; } = gateUp;
     public LinearLayer DownProj { get; set; } = down;
     public string HiddenAct { get; } = hiddenAct;
+
+    public override IEnumerable<(string Name, Func<LinearLayer> Get, Action<LinearLayer> Set)> Linears() =>
+        [("gate_up_proj", () => GateUpProj, v => GateUpProj = v), ("down_proj", () => DownProj, v => DownProj = v)];
 
     public override Tensor Forward(Tensor x)
     {
@@ -61,6 +71,9 @@ public class FcMlp(LinearLayer fc1, LinearLayer fc2, string hiddenAct) : Decoder
     public LinearLayer Fc1 { get; set; } = fc1;
     public LinearLayer Fc2 { get; set; } = fc2;
     public string HiddenAct { get; } = hiddenAct;
+
+    public override IEnumerable<(string Name, Func<LinearLayer> Get, Action<LinearLayer> Set)> Linears() =>
+        [("fc1", () => Fc1, v => Fc1 = v), ("fc2", () => Fc2, v => Fc2 = v)];
 
     public override Tensor Forward(Tensor x)
     {
