@@ -114,7 +114,7 @@ public class HealthGptPluginTests
     }
 
     [Fact]
-    public void TwoPluginsOnOneModel_ConcurrentRequestsEqualSequentialOnes()
+    public async Task TwoPluginsOnOneModel_ConcurrentRequestsEqualSequentialOnes()
     {
         using var model = AutoModelForCausalLM.FromPretrained(Fx("phi3"));
         using var com = HealthGptPlugin.Load(model, Hx("healthgpt_phi3", "com_hlora_weights.bin"), Options("com"));
@@ -140,12 +140,11 @@ public class HealthGptPluginTests
         }
         for (int round = 0; round < 3; round++)
         {
-            var tasks = new[] { Task.Run(() => Run(com)), Task.Run(() => Run(gen)), Task.Run(() => Run(null)), Task.Run(() => Run(com)) };
-            Task.WaitAll(tasks);
-            Assert.Equal(seqCom, tasks[0].Result);
-            Assert.Equal(seqGen, tasks[1].Result);
-            Assert.Equal(seqBase, tasks[2].Result);
-            Assert.Equal(seqCom, tasks[3].Result);
+            var r = await Task.WhenAll(Task.Run(() => Run(com)), Task.Run(() => Run(gen)), Task.Run(() => Run(null)), Task.Run(() => Run(com)));
+            Assert.Equal(seqCom, r[0]);
+            Assert.Equal(seqGen, r[1]);
+            Assert.Equal(seqBase, r[2]);
+            Assert.Equal(seqCom, r[3]);
         }
     }
 

@@ -74,7 +74,7 @@ public class MedMoeTests
     }
 
     [Fact]
-    public void RoutingTraces_OfConcurrentRequests_StayApart()
+    public async Task RoutingTraces_OfConcurrentRequests_StayApart()
     {
         using var model = AutoModelForCausalLM.FromPretrained(Mx("medmoe_stablelm"));
         int[] a = [1, 17, 250, 3], b = [99, 42, 7, 5, 6];
@@ -88,11 +88,10 @@ public class MedMoeTests
         var ra = Run(a); var rb = Run(b);
         for (int i = 0; i < 4; i++)
         {
-            var t = new[] { Task.Run(() => Run(a)), Task.Run(() => Run(b)) };
-            Task.WaitAll(t);
-            Assert.Equal(ra.SelectMany(l => l.Routes), t[0].Result.SelectMany(l => l.Routes));
-            Assert.Equal(rb.SelectMany(l => l.Routes), t[1].Result.SelectMany(l => l.Routes));
-            Assert.All(t[1].Result, l => Assert.Equal(5, l.Tokens));
+            var t = await Task.WhenAll(Task.Run(() => Run(a)), Task.Run(() => Run(b)));
+            Assert.Equal(ra.SelectMany(l => l.Routes), t[0].SelectMany(l => l.Routes));
+            Assert.Equal(rb.SelectMany(l => l.Routes), t[1].SelectMany(l => l.Routes));
+            Assert.All(t[1], l => Assert.Equal(5, l.Tokens));
         }
     }
 }

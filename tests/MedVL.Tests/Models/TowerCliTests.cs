@@ -14,7 +14,7 @@ namespace MedVL.Tests.Models;
 public class TowerCliTests
 {
     private static string Tmp(string name) => Path.Combine(Path.GetTempPath(), $"medvl-{Guid.NewGuid():N}-{name}");
-    private static string PngFixture => TestPaths.Fixture("vision", "files", "jpeg_source.png");
+    internal static string PngFixture => TestPaths.Fixture("vision", "files", "jpeg_source.png");
 
     [Theory]
     [InlineData("phi3")]
