@@ -121,6 +121,62 @@ public sealed class HealthGptPlugin : IDisposable
         };
     }
 
+    /// <summary>
+    /// A new, untrained plugin for stage 3: H-LoRA on every Linear named in <paramref name="targetNames"/> (default
+    /// HealthGPT's find_all_linear_names: all but lm_head), initialised as PEFT does (lora_A and lora_route with
+    /// nn.Linear's kaiming-uniform, lora_B zero, so the model starts exactly at the base), plus an optional projector
+    /// (trainable copy made by the caller) and vocabulary.
+    /// </summary>
+    public static HealthGptPlugin Create(CausalLM model, HLoraSettings settings, HealthGptPluginOptions? options = null,
+        IEnumerable<string>? targetNames = null, MultimodalProjector? projector = null, IReadOnlyList<Tensor>? projectorTensors = null, int seed = 0)
+    {
+        options ??= new();
+        settings.Validate("H-LoRA settings");
+        var targets = new HashSet<string>(targetNames ?? AdapterTargets.AllLinearNames(model), StringComparer.Ordinal);
+        var rng = new Random(seed);
+        Tensor Uniform(int rows, int cols)
+        {
+            float bound = 1f / MathF.Sqrt(cols); // kaiming_uniform_(a = √5) on [rows, cols]
+            var t = Tensor.FromArray(Enumerable.Range(0, rows * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1) * bound).ToArray(), rows, cols);
+            t.RequiresGrad = true;
+            return t;
+        }
+        double scaling = options.PaperScaling ? settings.PaperScaling : settings.Scaling;
+        var modules = new List<string>();
+        foreach (var slot in AdapterTargets.Enumerate(model).Where(s => targets.Contains(s.Name)))
+        {
+            var lin = slot.Get();
+            var b = Tensor.Zeros(lin.OutFeatures, settings.RankTotal);
+            b.RequiresGrad = true;
+            AdapterTargets.Wrap(slot).Attach(new HLoraAdapter(options.Name, Uniform(settings.Experts, lin.InFeatures), Uniform(settings.RankTotal, lin.InFeatures), b, scaling, (float)settings.Dropout));
+            modules.Add(slot.ModulePath);
+        }
+        if (modules.Count == 0) throw new ArgumentException($"no Linear of the model is named {string.Join(", ", targets)}");
+        var (embed, head) = options.TokenizerLength is { } len
+            ? VocabularyExtension.Extend(model, len, VocabularyExtension.VqTokens(options.VqIndexTokens).Count) : (null, null);
+        return new HealthGptPlugin(options.Name, settings, projector, projectorTensors ?? [], options.VisionSelectLayer, embed,
+            head is null ? null : new LinearLayer(head)) { Modules = modules };
+    }
+
+    /// <summary>
+    /// Writes the plugin as HealthGPT's com/gen_hlora_weights.bin would hold it, in safetensors (atomic): H-LoRA tensors
+    /// under base_model.model.{module}.lora_*.weight and the projector under base_model.model.model.mm_projector.{i}.*.
+    /// <see cref="Load"/> reads it back.
+    /// </summary>
+    public void Save(CausalLM model, string path)
+    {
+        var list = AdapterTargets.Parameters(model, Name)
+            .Select(p => SafetensorsTensor.FromFloat32(Prefix + p.Name, p.Tensor.ToFloatArray(), p.Tensor.ShapeArray())).ToList();
+        if (Projector is not null)
+            for (int i = 0; i < Projector.Linears.Count; i++)
+            {
+                var l = Projector.Linears[i];
+                list.Add(SafetensorsTensor.FromFloat32($"{Prefix}model.mm_projector.{2 * i}.weight", l.Weight.ToFloatArray(), l.Weight.ShapeArray()));
+                if (l.Bias is not null) list.Add(SafetensorsTensor.FromFloat32($"{Prefix}model.mm_projector.{2 * i}.bias", l.Bias.ToFloatArray(), l.Bias.ShapeArray()));
+            }
+        SafetensorsWriter.Write(path, list, new Dictionary<string, string> { ["format"] = "pt", ["medvl"] = "healthgpt-hlora" });
+    }
+
     private static Tensor Param(TensorEntry e)
     {
         using var t = e.ToTensor();

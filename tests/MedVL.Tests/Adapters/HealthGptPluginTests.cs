@@ -172,4 +172,44 @@ public class HealthGptPluginTests
         Assert.True(e.Problems.Count >= 12, $"{e.Problems.Count} problems: {e.Message}");
         Assert.Empty(AdapterTargets.Adapted(model)); // nothing attached on failure
     }
+
+    [Fact]
+    public void FreshPlugin_StartsAtTheBase_Trains_AndRoundTripsThroughSave()
+    {
+        using var model = AutoModelForCausalLM.FromPretrained(Fx("phi3"));
+        int[] ids = [1, 17, 250, 3, 99];
+        int[] labels = [-100, 17, 250, 3, 99];
+        float[] baseLogits;
+        using (GradMode.NoGrad()) using (var l = model.Forward(ids)) baseLogits = l.ToFloatArray();
+        using var plugin = HealthGptPlugin.Create(model, new HLoraSettings(8, 16, 4), new HealthGptPluginOptions { Name = "comprehension" }, seed: 7);
+        Assert.Equal(8, plugin.Modules.Count);
+        var sel = new DecoderForwardOptions { Adapters = plugin.Selection() };
+        using (GradMode.NoGrad()) using (var l = model.Forward(ids, options: sel))
+            Assert.Equal(baseLogits, l.ToFloatArray()); // lora_B = 0
+        var parameters = AdapterTargets.Parameters(model, "comprehension").Select(p => p.Tensor).ToArray();
+        Assert.Equal(24, parameters.Length);
+        using (var opt = new MedVL.Optim.AdamW(parameters, lr: 1e-2))
+            for (int step = 0; step < 3; step++)
+            {
+                using var logits = model.Forward(ids, options: sel);
+                using var loss = CausalLmLoss(logits, labels);
+                opt.ZeroGrad();
+                loss.Backward();
+                opt.Step();
+            }
+        float[] trained;
+        using (GradMode.NoGrad()) using (var l = model.Forward(ids, options: sel)) trained = l.ToFloatArray();
+        Assert.NotEqual(baseLogits, trained);
+        string path = Path.Combine(Path.GetTempPath(), $"medvl-plugin-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            plugin.Save(model, path);
+            using var model2 = AutoModelForCausalLM.FromPretrained(Fx("phi3"));
+            using var back = HealthGptPlugin.Load(model2, path, new HealthGptPluginOptions { Name = "comprehension", Alpha = 16 });
+            using var _g = GradMode.NoGrad();
+            using var l2 = model2.Forward(ids, options: new DecoderForwardOptions { Adapters = back.Selection() });
+            Assert.Equal(trained, l2.ToFloatArray());
+        }
+        finally { File.Delete(path); }
+    }
 }
