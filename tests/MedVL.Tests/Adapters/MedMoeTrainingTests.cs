@@ -103,3 +103,38 @@ public class MedMoeTrainingTests
         foreach (var s in states) s.Dispose();
     }
 }
+
+/// <summary>A Med-MoE folder whose keys do not match its config is refused with every problem listed.</summary>
+public class MedMoeFolderTests
+{
+    [Fact]
+    public void CorruptedFolder_ListsExtraMissingAndMisshapenTensors()
+    {
+        string src = TestPaths.Fixture("adapters", "medmoe_stablelm");
+        string dir = Path.Combine(Path.GetTempPath(), $"medvl-medmoe-bad-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            File.Copy(Path.Combine(src, "config.json"), Path.Combine(dir, "config.json"));
+            var tensors = new List<MedVL.Formats.SafetensorsTensor>();
+            using var st = MedVL.Formats.SafetensorsFile.Open(Path.Combine(src, "model.safetensors")); // open while writing
+                foreach (var (name, e) in st.Tensors)
+                {
+                    if (name == "model.layers.2.mlp.deepspeed_moe.experts.deepspeed_experts.3.up_proj.weight") continue; // missing expert tensor
+                    if (name == "model.layers.0.mlp.deepspeed_moe.gate.wg.weight")
+                    {
+                        tensors.Add(MedVL.Formats.SafetensorsTensor.FromFloat32(name, new float[5 * e.Shape[1]], [5, e.Shape[1]])); // 5 experts ≠ 4
+                        continue;
+                    }
+                    tensors.Add(MedVL.Formats.SafetensorsTensor.From(e));
+                }
+            tensors.Add(MedVL.Formats.SafetensorsTensor.FromFloat32("model.layers.0.mlp.deepspeed_moe.experts.deepspeed_experts.4.up_proj.weight", new float[4], [2, 2]));
+            MedVL.Formats.SafetensorsWriter.Write(Path.Combine(dir, "model.safetensors"), tensors);
+            var e2 = Assert.ThrowsAny<IOException>(() => AutoModelForCausalLM.FromPretrained(dir));
+            Assert.Contains("deepspeed_experts.3.up_proj.weight", e2.Message);
+            Assert.Contains("deepspeed_experts.4.up_proj.weight", e2.Message);
+            Assert.Contains("gate.wg.weight", e2.Message);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
