@@ -9,9 +9,10 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var bench = new Command("bench", "Measure kernel (and later model) throughput.");
+        var bench = new Command("bench", "Measure kernel, model and adapter throughput.");
         bench.Subcommands.Add(CreateKernels());
         bench.Subcommands.Add(ModelBench.Create());
+        bench.Subcommands.Add(AdapterBench.Create());
         return bench;
     }
 
