@@ -21,5 +21,7 @@ internal static class CliCommands
         yield return AskCommands.Build();
         yield return ParamsCommands.Build();
         yield return RouteCommands.Build();
+        yield return TrainCommands.Build();
+        yield return PredictCommands.Build();
     }
 }

@@ -125,6 +125,9 @@ public sealed class ClipVisionModel : IDisposable
     public int HiddenSize => Vision.HiddenSize;
     public int NumPatches => Vision.NumPatches;
 
+    /// <summary>The checkpoint tensors of the tower by checkpoint name (vision_model.…).</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> NamedWeights() => _weights.Taken.Select(t => (t.Name!, t));
+
     /// <summary>Loads a clip or clip_vision_model folder (config + safetensors; text-tower tensors skipped).</summary>
     public static ClipVisionModel FromPretrained(string dir, WeightPlacement placement = WeightPlacement.Mapped)
     {

@@ -67,6 +67,9 @@ public sealed class ModelWeights : IDisposable
 
     public bool Contains(string name) => _checkpoint.TryGet(Prefix + name, out _);
 
+    /// <summary>Every tensor handed out so far, named with its checkpoint name (what a trainer makes trainable and saves).</summary>
+    public IReadOnlyList<Tensor> Taken => _taken;
+
     /// <summary>A zero-copy tensor for a required weight (its dtype kept: f32, bf16 or f16).</summary>
     public Tensor Get(string name)
     {

@@ -1,0 +1,324 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using MedVL.Adapters;
+using MedVL.Adapters.Config;
+using MedVL.Formats;
+using MedVL.Tensors;
+using MedVL.IO;
+using MedVL.Models;
+using MedVL.Models.Blocks;
+using MedVL.Text;
+using MedVL.Text.Templates;
+using MedVL.Vision.Preprocessing;
+
+namespace MedVL.Training;
+
+/// <summary>One stage of a pipeline config (JSON).</summary>
+public sealed record StageConfig
+{
+    [JsonPropertyName("name")] public required string Name { get; init; }
+    /// <summary>Conversation JSON, relative to the data folder (llava_train.json, caption_train.json, vqa_train.json).</summary>
+    [JsonPropertyName("data")] public required string Data { get; init; }
+    /// <summary>What to train: llm, vision, projector, embed_tokens, lm_head, hlora, moe (experts + meta expert), router.</summary>
+    [JsonPropertyName("train")] public required string[] Train { get; init; }
+    /// <summary>Run before the stage: attach-hlora (HealthGPT stage 3), upcycle-moe (Med-MoE step 3).</summary>
+    [JsonPropertyName("before")] public string? Before { get; init; }
+    /// <summary>Run after the stage: pretrain-router (Med-MoE step 2, on the data's modality labels).</summary>
+    [JsonPropertyName("after")] public string? After { get; init; }
+    [JsonPropertyName("limit")] public int? Limit { get; init; }
+    [JsonPropertyName("epochs")] public int Epochs { get; init; } = 1;
+    [JsonPropertyName("max_steps")] public int? MaxSteps { get; init; }
+    [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 8;
+    [JsonPropertyName("learning_rate")] public double LearningRate { get; init; } = 2e-5;
+    [JsonPropertyName("warmup_ratio")] public double WarmupRatio { get; init; } = 0.03;
+    [JsonPropertyName("weight_decay")] public double WeightDecay { get; init; }
+    [JsonPropertyName("max_grad_norm")] public double MaxGradNorm { get; init; } = 1.0;
+    [JsonPropertyName("lr_scheduler_type")] public string Schedule { get; init; } = "cosine";
+    [JsonPropertyName("router_aux_loss_coef")] public double RouterAuxLossCoef { get; init; }
+    [JsonPropertyName("hlora_r")] public int HLoraRank { get; init; } = 64;
+    [JsonPropertyName("hlora_alpha")] public double? HLoraAlpha { get; init; }
+    [JsonPropertyName("hlora_nums")] public int HLoraExperts { get; init; } = 4;
+    [JsonPropertyName("hlora_dropout")] public double HLoraDropout { get; init; } = 0.05;
+    [JsonPropertyName("task")] public string Task { get; init; } = "comprehension";
+    [JsonPropertyName("num_experts")] public int Experts { get; init; } = 4;
+    [JsonPropertyName("top_k_experts")] public int TopK { get; init; } = 1;
+}
+
+/// <summary>A training pipeline (JSON): the model (a preset or a folder), the data folder, the template and the stages.</summary>
+public sealed record PipelineConfig
+{
+    /// <summary>tiny-healthgpt | tiny-medmoe (written fresh into the run folder), or null with <see cref="Model"/>.</summary>
+    [JsonPropertyName("preset")] public string? Preset { get; init; }
+    /// <summary>A LLaVA-style model folder to start from (released checkpoints; float32 weights are trained in place).</summary>
+    [JsonPropertyName("model")] public string? Model { get; init; }
+    [JsonPropertyName("data")] public required string Data { get; init; }
+    [JsonPropertyName("template")] public required string Template { get; init; }
+    [JsonPropertyName("seed")] public int Seed { get; init; } = 42;
+    [JsonPropertyName("checkpoint_every")] public int CheckpointEvery { get; init; } = 50;
+    [JsonPropertyName("stages")] public required StageConfig[] Stages { get; init; }
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static PipelineConfig Load(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<PipelineConfig>(File.ReadAllText(path), Json)
+                ?? throw new InvalidDataException($"{path}: empty pipeline config");
+        }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not a valid pipeline config: {e.Message}", e); }
+    }
+
+    /// <summary>
+    /// HealthGPT's three stages (healthgpt.md §4) for the tiny Phi-3-style preset, after a stage 0 that pretrains the tiny
+    /// base (there is no pretrained Phi-3 / CLIP of this size). Papers' hyper-parameters where they apply (lr 2e-5 stage
+    /// 2/3 with H-LoRA r / α = 2r / 4 experts); the tiny model needs larger learning rates and more epochs.
+    /// </summary>
+    public static PipelineConfig TinyHealthGpt(string data, double scale = 1.0) => new()
+    {
+        Preset = "tiny-healthgpt", Data = data, Template = "phi3_instruct",
+        Stages =
+        [
+            new() { Name = "stage0-pretrain", Data = "vqa_train.json", Train = ["llm", "vision", "projector"], Epochs = Epochs(6, scale), BatchSize = 8, LearningRate = 2e-3, WarmupRatio = 0.05 },
+            new() { Name = "stage1-alignment", Data = "caption_train.json", Train = ["projector"], Epochs = Epochs(1, scale), BatchSize = 8, LearningRate = 1e-3 },
+            new() { Name = "stage2-fusion", Data = "llava_train.json", Train = ["embed_tokens", "lm_head"], Epochs = Epochs(1, scale), BatchSize = 8, LearningRate = 5e-4 },
+            new() { Name = "stage3-hlora", Data = "vqa_train.json", Before = "attach-hlora", Train = ["hlora", "projector"], Epochs = Epochs(2, scale), BatchSize = 8,
+                    LearningRate = 1e-3, HLoraRank = 16, HLoraAlpha = 32, HLoraExperts = 4, HLoraDropout = 0.05, Task = "comprehension" },
+        ],
+    };
+
+    /// <summary>Med-MoE's three steps (med-moe.md §3) for the tiny StableLM-style preset, after a stage 0 pretraining.</summary>
+    public static PipelineConfig TinyMedMoe(string data, double scale = 1.0) => new()
+    {
+        Preset = "tiny-medmoe", Data = data, Template = "stablelm",
+        Stages =
+        [
+            new() { Name = "stage0-pretrain", Data = "vqa_train.json", Train = ["llm", "vision", "projector"], Epochs = Epochs(6, scale), BatchSize = 8, LearningRate = 2e-3, WarmupRatio = 0.05 },
+            new() { Name = "step1-alignment", Data = "caption_train.json", Train = ["projector"], Epochs = Epochs(1, scale), BatchSize = 8, LearningRate = 1e-3 },
+            new() { Name = "step2-instruct", Data = "llava_train.json", Train = ["llm", "projector"], After = "pretrain-router", Epochs = Epochs(1, scale), BatchSize = 8, LearningRate = 5e-4 },
+            new() { Name = "step3-moe", Data = "vqa_train.json", Before = "upcycle-moe", Train = ["moe"], Epochs = Epochs(2, scale), BatchSize = 8, LearningRate = 1e-3,
+                    Experts = 4, TopK = 1 },
+        ],
+    };
+
+    private static int Epochs(int e, double scale) => Math.Max(1, (int)Math.Round(e * scale));
+}
+
+/// <summary>What a finished pipeline produced.</summary>
+public sealed record PipelineResult(string ModelDir, string? AdapterPath, string? Task, IReadOnlyDictionary<string, IReadOnlyList<double>> Losses);
+
+/// <summary>
+/// Runs a <see cref="PipelineConfig"/>: writes the preset (or opens the model), then each stage — choose the trainable
+/// tensors, run its hook, train — and finally writes the trained model as a loadable folder (run/model: config with the
+/// moe block when upcycled, model.safetensors, tokenizer, vision_tower/) and the H-LoRA plugin (run/model/hlora_{task}.safetensors).
+/// </summary>
+public sealed class PipelineRunner
+{
+    public Action<string>? Log { get; init; }
+    public Action<StepMetrics>? OnStep { get; init; }
+
+    public PipelineResult Run(PipelineConfig p, string runDir, bool resume, CancellationToken ct = default)
+    {
+        Directory.CreateDirectory(runDir);
+        AtomicFile.WriteAllText(Path.Combine(runDir, "pipeline.json"), p.ToJson());
+        string baseDir = Path.Combine(runDir, "base");
+        if (p.Preset is { } preset)
+        {
+            if (!(resume && File.Exists(Path.Combine(baseDir, "config.json"))))
+            {
+                if (Directory.Exists(baseDir)) Directory.Delete(baseDir, true);
+                TinyPresets.Write(baseDir, TinyArchitecture.ByName(preset), Corpus(p.Data));
+            }
+        }
+        else baseDir = p.Model ?? throw new InvalidDataException("pipeline config: set \"preset\" or \"model\"");
+        var tok = Tokenizer.FromDirectory(baseDir);
+        var tpl = ConversationTemplates.Get(p.Template);
+        using var model = LlavaForCausalLM.FromPretrained(baseDir, placement: WeightPlacement.HugePages);
+        var proc = ClipPreprocessorConfig.Load(Path.Combine(model.VisionTower!.Directory, "preprocessor_config.json"), padToSquare: true);
+        var pixels = new PixelCache(proc);
+        var trainer = new Trainer(model, pixels) { OnStep = OnStep };
+        var all = Named(model).ToList();
+        foreach (var (n, t) in all)
+            if (t.DType != DType.F32) throw new NotSupportedException($"{n} is {t.DType}: training updates float32 weights in place (convert the checkpoint to float32)");
+        var losses = new Dictionary<string, IReadOnlyList<double>>();
+        HealthGptPlugin? plugin = null;
+        IReadOnlyList<(string Name, Tensor Tensor)> moeParams = [];
+        var owned = new List<Tensor>();
+        (float[] W, float[] B)? router = null;
+        try
+        {
+            foreach (var s in p.Stages)
+            {
+                ct.ThrowIfCancellationRequested();
+                var data = ConversationData.Load(Path.Combine(p.Data, s.Data), tok, tpl, s.Limit);
+                Log?.Invoke($"{s.Name}: {data.Count} sequences from {s.Data}, training {string.Join(" + ", s.Train)}");
+                if (s.Before == "attach-hlora" && plugin is null)
+                {
+                    var settings = new HLoraSettings(s.HLoraRank, s.HLoraAlpha ?? 2.0 * s.HLoraRank, s.HLoraExperts, s.HLoraDropout);
+                    plugin = HealthGptPlugin.Create(model.LanguageModel, settings, new HealthGptPluginOptions { Name = s.Task, Dropout = (float)s.HLoraDropout }, seed: p.Seed);
+                }
+                if (s.Before == "upcycle-moe" && moeParams.Count == 0)
+                {
+                    moeParams = MedMoeUpcycling.Upcycle(model.LanguageModel, new MedMoeUpcycleOptions
+                    {
+                        Experts = s.Experts, Gating = new MoeGating { TopK = s.TopK, DropTokens = false }, Seed = p.Seed,
+                    });
+                    if (router is { } r) owned.AddRange(RouterPretraining.LoadIntoRouters(model.LanguageModel, r.W, r.B));
+                }
+                foreach (var (_, t) in all) t.RequiresGrad = false;
+                var trainable = Select(s, all, model, plugin, moeParams, routerPretrained: router is not null);
+                foreach (var (_, t) in trainable) t.RequiresGrad = true;
+                var o = new StageOptions
+                {
+                    Epochs = s.Epochs, MaxSteps = s.MaxSteps, BatchSize = s.BatchSize, LearningRate = s.LearningRate, WarmupRatio = s.WarmupRatio,
+                    WeightDecay = s.WeightDecay, MaxGradNorm = s.MaxGradNorm, Schedule = s.Schedule, CheckpointEvery = p.CheckpointEvery,
+                    RouterAuxLossCoef = s.RouterAuxLossCoef, Seed = p.Seed,
+                };
+                var sel = plugin;
+                losses[s.Name] = trainer.Run(s.Name, trainable, data, o, runDir, resume,
+                    sel is null ? null : rng => sel.Selection(training: true, dropoutRng: rng ?? new Random(0)), ct);
+                foreach (var (_, t) in trainable) t.RequiresGrad = false;
+                if (s.After == "pretrain-router")
+                {
+                    router = PretrainRouter(model, data, pixels, s.Experts, p.Seed, ct);
+                    Log?.Invoke($"{s.Name}: router pre-trained on modality labels");
+                }
+            }
+            string outDir = Path.Combine(runDir, "model");
+            SaveModel(model, baseDir, outDir, moeParams.Count > 0 ? p.Stages.First(x => x.Before == "upcycle-moe") : null);
+            string? adapterPath = null;
+            if (plugin is not null)
+            {
+                adapterPath = Path.Combine(outDir, $"hlora_{plugin.Name}.safetensors");
+                plugin.Save(model.LanguageModel, adapterPath);
+            }
+            return new PipelineResult(outDir, adapterPath, plugin?.Name, losses);
+        }
+        finally
+        {
+            plugin?.Dispose();
+            foreach (var (_, t) in moeParams) t.Dispose();
+            foreach (var t in owned) t.Dispose();
+        }
+    }
+
+    private static IEnumerable<string> Corpus(string dataDir)
+    {
+        foreach (var f in new[] { "vqa_train.json", "caption_train.json", "llava_train.json", "vqa_test.json" })
+        {
+            string path = Path.Combine(dataDir, f);
+            if (!File.Exists(path)) continue;
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            foreach (var item in doc.RootElement.EnumerateArray())
+                if (item.TryGetProperty("conversations", out var c))
+                    foreach (var t in c.EnumerateArray()) yield return t.GetProperty("value").GetString() ?? "";
+        }
+        // The templates' fixed text (system prompts, role names).
+        foreach (var t in ConversationTemplates.All) yield return t.RenderQuestion("x", hasImage: false) + " x";
+    }
+
+    /// <summary>Every float32 checkpoint tensor of the LLaVA model: language model + projector, and the vision tower (vision_tower.…).</summary>
+    private static IEnumerable<(string Name, Tensor Tensor)> Named(LlavaForCausalLM m) =>
+        m.LanguageModel.NamedWeights().Concat(m.VisionTower!.NamedWeights().Select(v => ("vision_tower." + v.Name, v.Tensor)));
+
+    private static List<(string Name, Tensor Tensor)> Select(StageConfig s, List<(string Name, Tensor Tensor)> all, LlavaForCausalLM model,
+        HealthGptPlugin? plugin, IReadOnlyList<(string Name, Tensor Tensor)> moe, bool routerPretrained)
+    {
+        var list = new List<(string, Tensor)>();
+        foreach (var what in s.Train)
+        {
+            IEnumerable<(string Name, Tensor Tensor)> add = what switch
+            {
+                "llm" => all.Where(x => !x.Name.StartsWith("vision_tower.", StringComparison.Ordinal) && !x.Name.Contains("mm_projector")),
+                "vision" => all.Where(x => x.Name.StartsWith("vision_tower.", StringComparison.Ordinal)),
+                "projector" => all.Where(x => x.Name.Contains("mm_projector")),
+                "embed_tokens" => all.Where(x => x.Name == "model.embed_tokens.weight"),
+                "lm_head" => all.Where(x => x.Name == "lm_head.weight"),
+                "hlora" => plugin is null ? throw new InvalidDataException($"stage {s.Name}: 'hlora' needs \"before\": \"attach-hlora\"")
+                    : AdapterTargets.Parameters(model.LanguageModel, plugin.Name),
+                // Med-MoE step 3 trains the experts and the meta expert; the pre-trained router stays frozen.
+                "moe" => moe.Count == 0 ? throw new InvalidDataException($"stage {s.Name}: 'moe' needs \"before\": \"upcycle-moe\"")
+                    : moe.Where(x => !(routerPretrained && x.Name.Contains("gate.wg"))),
+                "router" => moe.Where(x => x.Name.Contains("gate.wg")),
+                _ => throw new InvalidDataException($"stage {s.Name}: unknown train target '{what}'; expected llm, vision, projector, embed_tokens, lm_head, hlora, moe or router"),
+            };
+            foreach (var x in add) if (!list.Any(y => ReferenceEquals(y.Item2, x.Tensor))) list.Add((x.Name, x.Tensor));
+        }
+        return list;
+    }
+
+    /// <summary>Router_Train.ipynb on the stage's data: one embedding per sequence (image + first question), modality labels.</summary>
+    private static (float[] W, float[] B) PretrainRouter(LlavaForCausalLM model, IReadOnlyList<TrainingExample> data, PixelCache pixels, int experts, int seed, CancellationToken ct)
+    {
+        var labelled = data.Where(d => d.Modality is not null && d.ImagePath is not null).ToList();
+        var names = labelled.Select(d => d.Modality!).Distinct().Order(StringComparer.Ordinal).ToList();
+        if (names.Count == 0) throw new InvalidDataException("pretrain-router: the stage's data has no 'modality' labels");
+        if (names.Count > experts) throw new InvalidDataException($"pretrain-router: {names.Count} modalities ({string.Join(", ", names)}) for {experts} experts");
+        var emb = new List<float[]>();
+        var labels = new List<int>();
+        foreach (var d in labelled)
+        {
+            using var _ = GradMode.NoGrad();
+            using var px = pixels.Tensor(d.ImagePath!);
+            using var f = model.EncodeImages(px, ct);
+            using var inputs = model.PrepareInputsLabelsForMultimodal(d.InputIds, f);
+            emb.Add(RouterPretraining.Embedding(model.LanguageModel, inputs.InputsEmbeds, ct));
+            labels.Add(names.IndexOf(d.Modality!));
+        }
+        return RouterPretraining.Train(emb, labels, experts, new RouterTrainingOptions { Seed = seed }, ct);
+    }
+
+    /// <summary>Writes the trained model as a folder the loaders read back (with the moe block when upcycled).</summary>
+    private static void SaveModel(LlavaForCausalLM model, string baseDir, string outDir, StageConfig? moe)
+    {
+        Directory.CreateDirectory(outDir);
+        var lmTensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (n, t) in model.LanguageModel.NamedWeights()) lmTensors[n] = t;
+        var moeLayers = model.LanguageModel.Layers.Select((l, i) => (l, i)).Where(x => x.l.Mlp is MoeMlp).Select(x => x.i).ToArray();
+        foreach (int l in moeLayers)
+        {
+            foreach (var k in lmTensors.Keys.Where(k => k.StartsWith($"model.layers.{l}.mlp.", StringComparison.Ordinal)).ToList()) lmTensors.Remove(k);
+            var m = (MoeMlp)model.LanguageModel.Layers[l].Mlp;
+            string p = $"model.layers.{l}.mlp.";
+            lmTensors[p + "deepspeed_moe.gate.wg.weight"] = m.Router.Weight;
+            if (m.Router.Bias is not null) lmTensors[p + "deepspeed_moe.gate.wg.bias"] = m.Router.Bias;
+            for (int j = 0; j < m.Experts.Count; j++)
+                foreach (var (n, get, _) in m.Experts[j].Linears()) AddLinear(lmTensors, p + $"deepspeed_moe.experts.deepspeed_experts.{j}.{n}", get());
+            if (m.MetaExpert is not null)
+                foreach (var (n, get, _) in m.MetaExpert.Linears()) AddLinear(lmTensors, p + $"meta_moe.{n}", get());
+        }
+        SafetensorsWriter.Write(Path.Combine(outDir, "model.safetensors"),
+            lmTensors.Select(kv => SafetensorsTensor.FromFloat32(kv.Key, kv.Value.ToFloatArray(), kv.Value.ShapeArray())));
+        var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(baseDir, "config.json")))!.AsObject();
+        if (moeLayers.Length > 0)
+        {
+            cfg["model_type"] = cfg["model_type"]!.GetValue<string>() == "llava_stablelm" ? "moe_llava_stablelm" : "moe_llava_phi";
+            var m0 = (MoeMlp)model.LanguageModel.Layers[moeLayers[0]].Mlp;
+            cfg["moe"] = new JsonObject
+            {
+                ["moe_enable"] = true, ["moe_mode"] = "sparse", ["moe_layers_idx"] = new JsonArray(moeLayers.Select(i => (JsonNode?)i).ToArray()),
+                ["num_experts"] = new JsonArray(moeLayers.Select(_ => (JsonNode?)m0.Experts.Count).ToArray()), ["top_k_experts"] = m0.Gating.TopK,
+                ["capacity_factor"] = 1.5, ["eval_capacity_factor"] = 2.0, ["min_capacity"] = 0, ["use_residual"] = false,
+                ["router_aux_loss_coef"] = moe?.RouterAuxLossCoef ?? 0, ["ep_size"] = 1,
+            };
+        }
+        AtomicFile.WriteAllText(Path.Combine(outDir, "config.json"), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        foreach (var f in new[] { "tokenizer.json", "generation_config.json" })
+            if (File.Exists(Path.Combine(baseDir, f))) File.Copy(Path.Combine(baseDir, f), Path.Combine(outDir, f), overwrite: true);
+        string vt = Path.Combine(outDir, "vision_tower");
+        Directory.CreateDirectory(vt);
+        string srcVt = model.VisionTower!.Directory;
+        foreach (var f in new[] { "config.json", "preprocessor_config.json" }) File.Copy(Path.Combine(srcVt, f), Path.Combine(vt, f), overwrite: true);
+        SafetensorsWriter.Write(Path.Combine(vt, "model.safetensors"),
+            model.VisionTower.NamedWeights().Select(kv => SafetensorsTensor.FromFloat32(kv.Name, kv.Tensor.ToFloatArray(), kv.Tensor.ShapeArray())));
+    }
+
+    private static void AddLinear(Dictionary<string, Tensor> d, string name, LinearLayer l)
+    {
+        d[name + ".weight"] = l.Weight;
+        if (l.Bias is not null) d[name + ".bias"] = l.Bias;
+    }
+}
