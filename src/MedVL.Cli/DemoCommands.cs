@@ -1,74 +1,118 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Text.Json;
+using MedVL.Adapters;
 using MedVL.Data.MedSynth;
 using MedVL.Evaluation;
+using MedVL.Generation;
+using MedVL.Models;
+using MedVL.Models.Blocks;
+using MedVL.Text;
+using MedVL.Text.Templates;
+using MedVL.Training;
 using Spectre.Console;
 
 namespace MedVL.Cli;
 
 /// <summary>
-/// `medvl demo`. The full demo (train tiny HealthGPT and Med-MoE on MedSynth, score them, answer a question, write a
-/// report) needs the adapters and training pipelines, which are not built yet. Until then it runs what
-/// exists end to end: MedSynth generation and Med-MoE's scorer, on the prior baseline a model has to beat.
+/// `medvl demo`, the README's main command: from nothing, generate MedSynth; train tiny-healthgpt through its stages
+/// (stage 0 pretraining of the tiny base, then HealthGPT's stages 1–3 with an H-LoRA comprehension plugin) and
+/// tiny-medmoe through its steps (stage 0, then Med-MoE's steps 1–3 with router pre-training and upcycled experts +
+/// meta expert); score both on the held-out split beside the answer-prior baseline; answer one question about an
+/// image; write the report.
 /// </summary>
 internal static class DemoCommands
 {
     public static Command Build()
     {
-        var outDir = new Option<DirectoryInfo?>("--out") { Description = "where to write the data set and predictions (default: a new temporary folder)" };
+        var outDir = new Option<DirectoryInfo?>("--out") { Description = "where to write data, runs and the report (default: a new temporary folder)" };
         var count = new Option<int>("--count") { Description = "MedSynth subjects", DefaultValueFactory = _ => 300 };
-        var json = new Option<bool>("--json") { Description = "print the scores as one JSON object" };
-        var cmd = new Command("demo", "End-to-end demo (today: MedSynth + Med-VQA scoring of the answer-prior baseline; training and the tiny presets are not built yet)") { outDir, count, json };
+        var scale = new Option<double>("--epochs-scale") { Description = "multiply every stage's epochs", DefaultValueFactory = _ => 1.0 };
+        var quick = new Option<bool>("--quick") { Description = "a shortened run (60 subjects, a fraction of an epoch per stage) to check the machinery" };
+        var image = new Option<FileInfo?>("--image") { Description = "image to ask about (PNG, JPEG, DICOM, NIfTI; default: a held-out MedSynth image)" };
+        var question = new Option<string?>("--question") { Description = "question about the image", DefaultValueFactory = _ => "Is there a lesion in this image?" };
+        var json = new Option<bool>("--json") { Description = "print the results as one JSON object" };
+        var cmd = new Command("demo", "Generate MedSynth, train tiny HealthGPT and Med-MoE through their stages, score them, answer a question, write a report")
+            { outDir, count, scale, quick, image, question, json };
         cmd.SetAction((r, ct) =>
         {
+            var sw = Stopwatch.StartNew();
+            bool isQuick = r.GetValue(quick), asJson = r.GetValue(json);
             var dir = r.GetValue(outDir)?.FullName ?? Path.Combine(Path.GetTempPath(), $"medvl-demo-{Guid.NewGuid():N}");
+            Directory.CreateDirectory(dir);
             var ds = Path.Combine(dir, "medsynth");
-            var o = new MedSynthOptions { Seed = 2026, Count = r.GetValue(count), ImageSize = 64 };
-            MedSynthDataset.Write(ds, o, SynthCommands.SavePng, null, ct);
+            var o = new MedSynthOptions { Seed = 2026, Count = isQuick ? 60 : r.GetValue(count), ImageSize = 64 };
+            if (!Directory.Exists(ds) || !File.Exists(Path.Combine(ds, "vqa_test.json"))) MedSynthDataset.Write(ds, o, SynthCommands.SavePng, null, ct);
+            void Say(string s) { if (!asJson) AnsiConsole.MarkupLine(s); }
+            Say($"[bold]MedVL demo[/]: MedSynth data set [blue]{Markup.Escape(ds)}[/] ({o.Count} subjects, CT / MRI / X-ray / pathology)");
 
-            // The baseline: for each question type, the most frequent training answer (the chance level a model must beat).
-            var train = MedVqaEvaluator.ReadGroundTruth(Path.Combine(ds, "vqa_train.json"));
-            var kinds = ReadKinds(Path.Combine(ds, "vqa_train.json"));
-            var prior = train.Zip(kinds).GroupBy(p => (p.Second, p.First.Question))
-                .ToDictionary(g => g.Key, g => g.GroupBy(p => p.First.Answer).OrderByDescending(a => a.Count()).ThenBy(a => a.Key, StringComparer.Ordinal).First().Key);
-            var test = MedVqaEvaluator.ReadGroundTruth(Path.Combine(ds, "vqa_test.json"));
-            var testKinds = ReadKinds(Path.Combine(ds, "vqa_test.json"));
-            var predPath = Path.Combine(dir, "prior_baseline.jsonl");
-            var preds = new List<VqaPrediction>();
-            using (var w = new StreamWriter(predPath))
-                foreach (var (g, k) in test.Zip(testKinds))
-                {
-                    var answer = prior.TryGetValue((k, g.Question), out var a) ? a : "yes";
-                    preds.Add(new VqaPrediction(g.Id, g.Question, answer));
-                    w.WriteLine(JsonSerializer.Serialize(new { question_id = g.Id, prompt = g.Question, text = answer, answer_id = g.Id, model_id = "prior-baseline", metadata = new { } }));
-                }
-            var s = MedVqaEvaluator.Evaluate(test, preds);
-            if (r.GetValue(json))
+            double s = isQuick ? 0.05 : r.GetValue(scale);
+            var gt = MedVqaEvaluator.ReadGroundTruth(Path.Combine(ds, "vqa_test.json"));
+            var baseline = PriorBaseline(ds, gt);
+            var questions = Predictor.ReadQuestions(Path.Combine(ds, "vqa_test.json"));
+            var models = new List<(string Name, PipelineResult Result, MedVqaScores Scores, List<VqaPrediction> Preds, string Answer)>();
+            string askImage = r.GetValue(image)?.FullName ?? questions.First(q => q.ImagePath is not null).ImagePath!;
+            string askQuestion = r.GetValue(question)!;
+            foreach (var (name, config) in new[] { ("tiny-healthgpt", PipelineConfig.TinyHealthGpt(ds, s)), ("tiny-medmoe", PipelineConfig.TinyMedMoe(ds, s)) })
+            {
+                Say($"[bold]{name}[/]: {string.Join(" → ", config.Stages.Select(x => x.Name))}");
+                string run = Path.Combine(dir, name);
+                var result = TrainCommands.RunWithProgress(config, run, resume: false, ct, quiet: asJson);
+                using var m = LoadedModel.Open(result.ModelDir, needVision: true);
+                var llava = m.Llava!;
+                var tok = Tokenizer.FromDirectory(result.ModelDir);
+                var tpl = ConversationTemplates.Get(config.Template);
+                using var plugin = result.AdapterPath is null ? null : HealthGptPlugin.Load(llava.LanguageModel, result.AdapterPath,
+                    new HealthGptPluginOptions { Name = result.Task!, Alpha = config.Stages.Last().HLoraAlpha });
+                var pixels = new PixelCache(PreprocessCommands.ForModel(result.ModelDir, null));
+                var preds = Predictor.Run(llava, tok, tpl, pixels, questions, Path.Combine(run, "predictions.jsonl"), name, plugin?.Selection(), 8, ct: ct);
+                var scores = MedVqaEvaluator.Evaluate(gt, preds);
+                using var px = m.Pixels(askImage);
+                var ids = tok.TokenizeWithImage(tpl.RenderQuestion(askQuestion));
+                var stops = GenerationConfig.Load(result.ModelDir).EosTokenIds.Concat(tpl.StopTokenIds(tok)).Distinct().ToArray();
+                var answer = new TextGenerator(llava, tok).Generate(new GenerationRequest(ids,
+                    new SamplingOptions { MaxNewTokens = 12, StopTokenIds = stops, StopStrings = tpl.StopStrings }, px, plugin?.Selection()), ct).Text.Trim();
+                models.Add((name, result, scores, preds, answer));
+                Say($"  held-out closed accuracy [bold]{scores.ClosedAccuracy:F1}%[/], open recall [bold]{scores.OpenRecall:F1}%[/] (after {sw.Elapsed.TotalSeconds:F0} s)");
+            }
+            string reportDir = Path.Combine(dir, "report");
+            Report.Write(reportDir, ds, models.Select(m => new ReportModel(m.Name, Path.Combine(dir, m.Name), m.Scores, m.Preds)).ToList(), baseline);
+            if (asJson)
             {
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
-                    status = "partial: training and the tiny presets are not built yet",
-                    data = ds, predictions = predPath,
-                    baseline = new { open_recall = s.OpenRecall, closed_accuracy = s.ClosedAccuracy, n_open = s.NOpen, n_closed = s.NClosed },
+                    data = ds, report = Path.Combine(reportDir, "report.html"), seconds = Math.Round(sw.Elapsed.TotalSeconds, 1),
+                    question = askQuestion, image = askImage,
+                    baseline = new { closed_accuracy = baseline.ClosedAccuracy, open_recall = baseline.OpenRecall },
+                    models = models.ToDictionary(m => m.Name, m => (object)new
+                    {
+                        closed_accuracy = m.Scores.ClosedAccuracy, open_recall = m.Scores.OpenRecall, exact_match = m.Scores.ExactMatch,
+                        n_open = m.Scores.NOpen, n_closed = m.Scores.NClosed, answer = m.Answer, model = m.Result.ModelDir,
+                    }),
                 }));
                 return Task.FromResult(0);
             }
-            AnsiConsole.MarkupLine("[yellow]MedVL demo (partial).[/] Training the tiny HealthGPT and Med-MoE models, and the report, are [bold]not built yet[/]; see README, Status.");
-            AnsiConsole.MarkupLine($"MedSynth data set: [blue]{Markup.Escape(ds)}[/] ({o.Count} subjects, CT/MRI/X-ray/pathology, exact ground truth)");
-            var table = new Table().AddColumn("Held-out Med-VQA (run_eval.py metrics)").AddColumn(new TableColumn("answer-prior baseline").RightAligned());
-            table.AddRow("Closed accuracy (%)", s.ClosedAccuracy.ToString("F2"));
-            table.AddRow("Open recall (%)", s.OpenRecall.ToString("F2"));
-            table.AddRow("Questions (open / closed)", $"{s.NOpen} / {s.NClosed}");
+            var table = new Table().AddColumn("Held-out Med-VQA (run_eval.py)");
+            foreach (var m in models) table.AddColumn(new TableColumn(m.Name).RightAligned());
+            table.AddColumn(new TableColumn("answer-prior baseline").RightAligned());
+            table.AddRow(["Closed accuracy (%)", .. models.Select(m => m.Scores.ClosedAccuracy.ToString("F1")), baseline.ClosedAccuracy.ToString("F1")]);
+            table.AddRow(["Open recall (%)", .. models.Select(m => m.Scores.OpenRecall.ToString("F1")), baseline.OpenRecall.ToString("F1")]);
+            table.AddRow(["Exact match (%)", .. models.Select(m => m.Scores.ExactMatch.ToString("F1")), baseline.ExactMatch.ToString("F1")]);
             AnsiConsole.Write(table);
-            AnsiConsole.MarkupLine($"The baseline answers every question with its most frequent training answer: the level a trained model must beat. Predictions: [blue]{Markup.Escape(predPath)}[/]");
+            AnsiConsole.MarkupLine($"[bold]Q:[/] {Markup.Escape(askQuestion)} ([blue]{Markup.Escape(askImage)}[/])");
+            foreach (var m in models) AnsiConsole.MarkupLine($"  [bold]{m.Name}:[/] {Markup.Escape(m.Answer)}");
+            AnsiConsole.MarkupLine($"Report: [blue]{Markup.Escape(Path.Combine(reportDir, "report.html"))}[/] — {sw.Elapsed.TotalSeconds:F0} s in all");
             return Task.FromResult(0);
         });
         return cmd;
     }
 
-    private static List<string> ReadKinds(string path)
+    /// <summary>The answer-prior baseline: for each (question type, question) the most frequent training answer.</summary>
+    private static MedVqaScores PriorBaseline(string ds, IReadOnlyList<VqaGroundTruth> test)
     {
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-        return doc.RootElement.EnumerateArray().Select(e => e.TryGetProperty("question_type", out var k) ? k.GetString() ?? "" : "").ToList();
+        var train = MedVqaEvaluator.ReadGroundTruth(Path.Combine(ds, "vqa_train.json"));
+        var prior = train.GroupBy(p => p.Question)
+            .ToDictionary(g => g.Key, g => g.GroupBy(p => p.Answer).OrderByDescending(a => a.Count()).ThenBy(a => a.Key, StringComparer.Ordinal).First().Key);
+        return MedVqaEvaluator.Evaluate(test, test.Select(g => new VqaPrediction(g.Id, g.Question, prior.TryGetValue(g.Question, out var a) ? a : "yes")).ToList());
     }
 }

@@ -290,8 +290,11 @@ public sealed class PipelineRunner
             if (m.MetaExpert is not null)
                 foreach (var (n, get, _) in m.MetaExpert.Linears()) AddLinear(lmTensors, p + $"meta_moe.{n}", get());
         }
+        // MoE-LLaVA / Med-MoE folders nest the projector under image_spatial_proj (the loader expects it for moe_* types).
+        string Key(string k) => moeLayers.Length > 0 && k.StartsWith("model.mm_projector.", StringComparison.Ordinal)
+            ? "model.mm_projector.image_spatial_proj." + k["model.mm_projector.".Length..] : k;
         SafetensorsWriter.Write(Path.Combine(outDir, "model.safetensors"),
-            lmTensors.Select(kv => SafetensorsTensor.FromFloat32(kv.Key, kv.Value.ToFloatArray(), kv.Value.ShapeArray())));
+            lmTensors.Select(kv => SafetensorsTensor.FromFloat32(Key(kv.Key), kv.Value.ToFloatArray(), kv.Value.ShapeArray())));
         var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(baseDir, "config.json")))!.AsObject();
         if (moeLayers.Length > 0)
         {
