@@ -79,7 +79,7 @@ public abstract class CausalLM : IDisposable
     /// <summary>The checkpoint tensors this model uses, by checkpoint name (views over the file mapping, or copies with
     /// <see cref="WeightPlacement.HugePages"/>; in-place updates never reach the file: the mapping is copy-on-write).
     /// A LLaVA folder's projector tensors are included (they come from the same checkpoint).</summary>
-    public IEnumerable<(string Name, Tensor Tensor)> NamedWeights() => _weights.Taken.Select(t => (t.Name!, t));
+    public IEnumerable<(string Name, Tensor Tensor)> NamedWeights() => _weights.Taken.Where(t => !t.IsDisposed).Select(t => (t.Name!, t));
 
     /// <summary>Builds layer <paramref name="prefix"/>; <paramref name="mlp"/> replaces the family's FFN when not null
     /// (Med-MoE / MoE-LLaVA sparse layers).</summary>

@@ -82,7 +82,8 @@ public sealed class ClipVisionOutput : IDisposable
 public sealed class ClipVisionModel : IDisposable
 {
     private readonly ModelWeights _weights;
-    private readonly Tensor _classEmbedding; // [1, 1, D] float32
+    private readonly Tensor _classEmbedding; // [D] float32: the checkpoint tensor itself, or its float32 copy
+    private readonly bool _ownsClassEmbedding;
 
     private ClipVisionModel(ModelConfig config, ModelWeights w, string dir)
     {
@@ -92,9 +93,9 @@ public sealed class ClipVisionModel : IDisposable
         _weights = w;
         const string p = "vision_model.";
         float eps = (float)Vision.LayerNormEps;
-        using (var ce = w.Get(p + "embeddings.class_embedding"))
-        using (var ce32 = ce.DType == DType.F32 ? ce.Detach() : ce.To(DType.F32))
-            _classEmbedding = ce32.Reshape(1, 1, Vision.HiddenSize);
+        var ce = w.Get(p + "embeddings.class_embedding");
+        _ownsClassEmbedding = ce.DType != DType.F32;
+        _classEmbedding = _ownsClassEmbedding ? ce.To(DType.F32) : ce; // kept as the checkpoint tensor, so training reaches it
         PatchEmbedding = w.Get(p + "embeddings.patch_embedding.weight");
         PositionEmbedding = w.Get(p + "embeddings.position_embedding.weight");
         PreLayrnorm = new LayerNormLayer(w.Get(p + "pre_layrnorm.weight"), w.Get(p + "pre_layrnorm.bias"), eps);
@@ -126,7 +127,7 @@ public sealed class ClipVisionModel : IDisposable
     public int NumPatches => Vision.NumPatches;
 
     /// <summary>The checkpoint tensors of the tower by checkpoint name (vision_model.…).</summary>
-    public IEnumerable<(string Name, Tensor Tensor)> NamedWeights() => _weights.Taken.Select(t => (t.Name!, t));
+    public IEnumerable<(string Name, Tensor Tensor)> NamedWeights() => _weights.Taken.Where(t => !t.IsDisposed).Select(t => (t.Name!, t));
 
     /// <summary>Loads a clip or clip_vision_model folder (config + safetensors; text-tower tensors skipped).</summary>
     public static ClipVisionModel FromPretrained(string dir, WeightPlacement placement = WeightPlacement.Mapped)
@@ -200,7 +201,8 @@ public sealed class ClipVisionModel : IDisposable
             patches = t.Contiguous();
         Tensor x;
         using (patches)
-        using (var cls = _classEmbedding.Expand(b, 1, d))
+        using (var ce3 = Ops.Reshape(_classEmbedding, 1, 1, d))
+        using (var cls = ce3.Expand(b, 1, d))
             x = Ops.Concat([cls, patches], 1);
         Tensor e;
         using (x) e = Ops.Add(x, PositionEmbedding);
@@ -209,7 +211,7 @@ public sealed class ClipVisionModel : IDisposable
 
     public void Dispose()
     {
-        _classEmbedding.Dispose();
+        if (_ownsClassEmbedding) _classEmbedding.Dispose();
         _weights.Dispose();
     }
 }
