@@ -30,6 +30,7 @@ public sealed record StageConfig
     [JsonPropertyName("epochs")] public int Epochs { get; init; } = 1;
     [JsonPropertyName("max_steps")] public int? MaxSteps { get; init; }
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 8;
+    [JsonPropertyName("micro_batch_size")] public int MicroBatchSize { get; init; } = 8;
     [JsonPropertyName("learning_rate")] public double LearningRate { get; init; } = 2e-5;
     [JsonPropertyName("warmup_ratio")] public double WarmupRatio { get; init; } = 0.03;
     [JsonPropertyName("weight_decay")] public double WeightDecay { get; init; }
@@ -173,7 +174,7 @@ public sealed class PipelineRunner
                 foreach (var (_, t) in trainable) t.RequiresGrad = true;
                 var o = new StageOptions
                 {
-                    Epochs = s.Epochs, MaxSteps = s.MaxSteps, BatchSize = s.BatchSize, LearningRate = s.LearningRate, WarmupRatio = s.WarmupRatio,
+                    Epochs = s.Epochs, MaxSteps = s.MaxSteps, BatchSize = s.BatchSize, MicroBatchSize = s.MicroBatchSize, LearningRate = s.LearningRate, WarmupRatio = s.WarmupRatio,
                     WeightDecay = s.WeightDecay, MaxGradNorm = s.MaxGradNorm, Schedule = s.Schedule, CheckpointEvery = p.CheckpointEvery,
                     RouterAuxLossCoef = s.RouterAuxLossCoef, Seed = p.Seed,
                 };

@@ -16,8 +16,10 @@ public sealed record StageOptions
     public int Epochs { get; init; } = 1;
     /// <summary>Stop after this many optimizer steps (null: all epochs).</summary>
     public int? MaxSteps { get; init; }
-    /// <summary>Sequences per optimizer step (gradients accumulated one sequence at a time).</summary>
+    /// <summary>Sequences per optimizer step.</summary>
     public int BatchSize { get; init; } = 8;
+    /// <summary>Sequences per forward (padded together); the step accumulates gradients over BatchSize / MicroBatchSize forwards.</summary>
+    public int MicroBatchSize { get; init; } = 8;
     public double LearningRate { get; init; } = 2e-5;
     public double WarmupRatio { get; init; } = 0.03;
     public double WeightDecay { get; init; }
@@ -39,8 +41,8 @@ public sealed record StepMetrics(string Stage, int Step, int TotalSteps, double 
 public sealed class TrainingDivergedException(string message) : Exception(message);
 
 /// <summary>
-/// The training loop of one stage over a LLaVA-style model: seeded shuffles per epoch, one sequence at a time with
-/// gradient accumulation (the loss of a step is the mean over its sequences of each sequence's mean token loss),
+/// The training loop of one stage over a LLaVA-style model: seeded shuffles per epoch, micro-batches of right-padded
+/// sequences with gradient accumulation (the loss of a micro-batch is the mean over its labelled tokens, as HF's),
 /// gradient clipping, AdamW with HF's schedules, and checkpoints written atomically every N steps (trainable tensors
 /// as safetensors + optimizer and scheduler state + the step; a "latest" pointer is replaced last, so a kill at any
 /// moment leaves the previous checkpoint intact). <see cref="Run"/> with resume continues from the latest checkpoint
@@ -105,20 +107,23 @@ public sealed class Trainer
             var batch = order.Skip(inEpoch * o.BatchSize).Take(o.BatchSize).ToArray();
             opt.ZeroGrad();
             double stepLoss = 0;
-            for (int b = 0; b < batch.Length; b++)
+            // Micro-batches of padded sequences (one forward each); the step loss is the mean over micro-batches of the
+            // token-mean loss (HF: mean over the labelled tokens of a batch), gradients accumulated.
+            var micro = batch.Chunk(Math.Max(1, o.MicroBatchSize)).ToArray();
+            for (int b = 0; b < micro.Length; b++)
             {
-                var ex = data[batch[b]];
+                var exs = micro[b].Select(i => data[i]).ToArray();
                 var rng = new Random(HashCode.Combine(o.Seed, step, b));
                 using var trace = new MoeRoutingTrace();
                 var fo = new DecoderForwardOptions { Adapters = adapters?.Invoke(rng), Routing = trace, CancellationToken = ct };
-                using var loss = SequenceLoss(ex, fo, trace, o.RouterAuxLossCoef);
+                using var loss = BatchLoss(exs, fo, trace, o.RouterAuxLossCoef);
                 float v = loss.ToFloatArray()[0];
                 if (!float.IsFinite(v))
-                    throw new TrainingDivergedException($"stage {stage}: loss is {v} at step {step + 1} (sequence {ex.Id}); stopped before the update, the last checkpoint in {stageDir} is intact");
-                using var scaled = Ops.Scale(loss, 1f / batch.Length);
+                    throw new TrainingDivergedException($"stage {stage}: loss is {v} at step {step + 1} (sequences {string.Join(", ", exs.Select(e => e.Id))}); stopped before the update, the last checkpoint in {stageDir} is intact");
+                using var scaled = Ops.Scale(loss, 1f / micro.Length);
                 scaled.Backward();
-                stepLoss += v / batch.Length;
-                tokens += ex.InputIds.Length;
+                stepLoss += v / micro.Length;
+                tokens += exs.Sum(e => e.InputIds.Length);
             }
             double norm = o.MaxGradNorm > 0 ? GradClip.ClipGradNorm(parameters.Select(p => p.Tensor), o.MaxGradNorm) : 0;
             double lr = opt.ParamGroups[0].Lr ?? o.LearningRate;
@@ -137,26 +142,74 @@ public sealed class Trainer
         return losses;
     }
 
-    /// <summary>Mean cross-entropy over the sequence's labelled tokens (+ coef · Σ l_aux), a graph-connected scalar.</summary>
-    private Tensor SequenceLoss(TrainingExample ex, DecoderForwardOptions fo, MoeRoutingTrace trace, double auxCoef)
+    /// <summary>
+    /// Token-mean cross-entropy over the labelled tokens of a micro-batch (+ coef · Σ l_aux): images encoded together,
+    /// each sequence spliced, right-padded to the longest with an attention mask (padding labelled −100).
+    /// </summary>
+    private Tensor BatchLoss(TrainingExample[] exs, DecoderForwardOptions fo, MoeRoutingTrace trace, double auxCoef)
     {
-        using var px = ex.ImagePath is null ? null : _pixels.Tensor(ex.ImagePath);
+        int n = exs.Length, h = _model.LanguageModel.HiddenSize;
+        var parts = new List<MultimodalInputs>();
         Tensor logits;
         int[] labels;
-        using (var scope = fo.Adapters is null ? default(AdapterSelection.Scope?) : AdapterSelection.Use(fo.Adapters))
+        int lmax;
+        try
         {
-            using var features = px is null ? null : _model.EncodeImages(px, fo.CancellationToken);
-            using var inputs = _model.PrepareInputsLabelsForMultimodal(ex.InputIds, features, ex.Labels);
-            labels = inputs.Labels!;
-            logits = _model.LanguageModel.ForwardEmbeds(inputs.InputsEmbeds, options: fo);
+            using (var scope = fo.Adapters is null ? default(AdapterSelection.Scope?) : AdapterSelection.Use(fo.Adapters))
+            {
+                Tensor? features = null;
+                if (exs.All(e => e.ImagePath is not null))
+                {
+                    var px = exs.SelectMany(e => _pixels.Get(e.ImagePath!)).ToArray();
+                    using var pxT = Tensor.FromArray(px, n, 3, _pixels.Processor.CropHeight, _pixels.Processor.CropWidth);
+                    features = _model.EncodeImages(pxT, fo.CancellationToken);
+                }
+                else if (exs.Any(e => e.ImagePath is not null))
+                    throw new InvalidDataException("a micro-batch mixes sequences with and without images");
+                using (features)
+                    for (int i = 0; i < n; i++)
+                    {
+                        using var f = features?.Slice(0, i, 1);
+                        parts.Add(_model.PrepareInputsLabelsForMultimodal(exs[i].InputIds, f, exs[i].Labels));
+                    }
+                lmax = parts.Max(p => p.Length);
+                labels = new int[n * lmax];
+                Array.Fill(labels, -100);
+                var mask = new float[n * lmax];
+                var rows = new List<Tensor>();
+                try
+                {
+                    for (int i = 0; i < n; i++)
+                    {
+                        int len = parts[i].Length;
+                        parts[i].Labels!.CopyTo(labels, i * lmax);
+                        for (int t = 0; t < len; t++) mask[i * lmax + t] = 1;
+                        if (len == lmax) rows.Add(Ops.Reshape(parts[i].InputsEmbeds, 1, lmax, h));
+                        else
+                        {
+                            using var pad = Tensor.Zeros(1, lmax - len, h);
+                            rows.Add(Ops.Concat([parts[i].InputsEmbeds, pad], 1));
+                        }
+                    }
+                    using var embeds = n == 1 ? Ops.Reshape(rows[0], 1, lmax, h) : Ops.Concat(rows, 0);
+                    using var maskT = Tensor.FromArray(mask, n, lmax);
+                    logits = _model.LanguageModel.ForwardEmbeds(embeds, options: fo with { AttentionMask = n == 1 ? null : maskT });
+                }
+                finally { foreach (var r in rows) r.Dispose(); }
+            }
         }
+        finally { foreach (var p in parts) p.Dispose(); }
         using (logits)
         {
-            int t = labels.Length, v = logits.Size(-1);
-            using var flat = Ops.Reshape(logits, t, v);
-            using var head = flat.Slice(0, 0, t - 1);
-            using var targets = Tensor.FromArray(labels.Skip(1).Select(l => (long)l).ToArray(), t - 1);
-            var ce = Ops.CrossEntropy(head, targets);
+            int v = logits.Size(-1);
+            // Shift per sequence: position t predicts label t+1; the last position of every row predicts nothing.
+            var targets = new long[n * lmax];
+            for (int i = 0; i < n; i++)
+                for (int t = 0; t < lmax; t++)
+                    targets[i * lmax + t] = t + 1 < lmax ? labels[i * lmax + t + 1] : -100;
+            using var flat = Ops.Reshape(logits, n * lmax, v);
+            using var tg = Tensor.FromArray(targets, n * lmax);
+            var ce = Ops.CrossEntropy(flat, tg);
             if (auxCoef == 0 || trace.AuxLosses.Count == 0) return ce;
             using (ce)
             using (var aux = trace.AuxLossSum())

@@ -120,6 +120,14 @@ public class HealthGptPluginTests
         using var com = HealthGptPlugin.Load(model, Hx("healthgpt_phi3", "com_hlora_weights.bin"), Options("com"));
         using var gen = HealthGptPlugin.Load(model, Hx("healthgpt_phi3", "gen_hlora_weights.bin"), Options("gen"));
         var (ids, _) = Inputs("healthgpt_phi3");
+        // Memory: both plugins wrap the same mapped base weights (no copies): every adapted layer's weight is the base tensor.
+        foreach (var slot in AdapterTargets.Enumerate(model))
+        {
+            var a = Assert.IsType<AdaptedLinear>(slot.Get());
+            Assert.Same(a.BaseLayer.Weight, a.Weight);
+            Assert.Equal(["comprehension", "generation"], a.Adapters.Keys.Order());
+        }
+        Assert.Contains(model.NamedWeights(), w => ReferenceEquals(w.Tensor, ((AdaptedLinear)AdapterTargets.Enumerate(model).First().Get()).Weight));
         var baseIds = ids.Select(i => i % 298).ToArray(); // the VQ ids exist only in the plugins' extended vocabulary
         float[] Run(HealthGptPlugin? p)
         {
