@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace MedVL.Kernels;
 
@@ -21,7 +22,28 @@ public static class Activations
 
     public static void GeluForward(ReadOnlySpan<float> x, Span<float> y)
     {
-        for (int i = 0; i < y.Length; i++)
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= y.Length - 16; i += 16)
+            {
+                var v = Vector512.Create(x.Slice(i, 16));
+                var (cdf, _) = NormalCdfPdf(v);
+                (v * cdf).CopyTo(y.Slice(i, 16));
+            }
+            if (i < y.Length)
+            {
+                // The tail through the same vector formula (zero-padded), so any split of a tensor gives identical values.
+                Span<float> buf = stackalloc float[16];
+                x[i..].CopyTo(buf);
+                var v = Vector512.Create((ReadOnlySpan<float>)buf);
+                var (cdf, _) = NormalCdfPdf(v);
+                (v * cdf).CopyTo(buf);
+                buf[..(y.Length - i)].CopyTo(y[i..]);
+                return;
+            }
+        }
+        for (; i < y.Length; i++)
         {
             double v = x[i];
             y[i] = (float)(0.5 * v * SpecialFunctions.Erfc(-v * InvSqrt2));
@@ -31,13 +53,52 @@ public static class Activations
     /// <summary>d/dx = Φ(x) + x φ(x), Φ = 0.5 erfc(−x/√2), φ = exp(−x²/2)/√(2π).</summary>
     public static void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> gy, Span<float> gx)
     {
-        for (int i = 0; i < gx.Length; i++)
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= gx.Length - 16; i += 16)
+            {
+                var v = Vector512.Create(x.Slice(i, 16));
+                var (cdf, pdf) = NormalCdfPdf(v);
+                (Vector512.Create(gy.Slice(i, 16)) * (cdf + v * pdf)).CopyTo(gx.Slice(i, 16));
+            }
+            if (i < gx.Length)
+            {
+                Span<float> bx = stackalloc float[16];
+                Span<float> bg = stackalloc float[16];
+                x[i..].CopyTo(bx);
+                gy[i..].CopyTo(bg);
+                var v = Vector512.Create((ReadOnlySpan<float>)bx);
+                var (cdf, pdf) = NormalCdfPdf(v);
+                (Vector512.Create((ReadOnlySpan<float>)bg) * (cdf + v * pdf)).CopyTo(bx);
+                bx[..(gx.Length - i)].CopyTo(gx[i..]);
+                return;
+            }
+        }
+        for (; i < gx.Length; i++)
         {
             double v = x[i];
             double cdf = 0.5 * SpecialFunctions.Erfc(-v * InvSqrt2);
             double pdf = Math.Exp(-0.5 * v * v) * InvSqrt2Pi;
             gx[i] = (float)(gy[i] * (cdf + v * pdf));
         }
+    }
+
+    /// <summary>
+    /// Φ(x) and φ(x) for 16 lanes: erfc(z), z = |x|/√2, by Abramowitz &amp; Stegun 7.1.26 (|error| ≤ 1.5·10⁻⁷, the
+    /// exponential shared with φ). The GELU outputs agree with the double-precision scalar path to ~1e-7·|x|.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float> Cdf, Vector512<float> Pdf) NormalCdfPdf(Vector512<float> x)
+    {
+        var z = Vector512.Abs(x) * Vector512.Create((float)InvSqrt2);
+        var t = Vector512<float>.One / (Vector512<float>.One + Vector512.Create(0.3275911f) * z);
+        var poly = t * (Vector512.Create(0.254829592f) + t * (Vector512.Create(-0.284496736f) + t * (Vector512.Create(1.421413741f)
+            + t * (Vector512.Create(-1.453152027f) + t * Vector512.Create(1.061405429f)))));
+        var e = Vector512.Exp(-(z * z));
+        var halfErfc = Vector512.Create(0.5f) * poly * e;               // 0.5 erfc(|x|/√2) = Φ(−|x|)
+        var cdf = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(x, Vector512<float>.Zero), Vector512<float>.One - halfErfc, halfErfc);
+        return (cdf, e * Vector512.Create((float)InvSqrt2Pi));
     }
 
     // ---- GELU, tanh form: 0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³))) ----

@@ -1,0 +1,39 @@
+using System.Text.Json;
+
+namespace MedVL.Tests.Training;
+
+/// <summary>The README's main command, shortened (`--quick`): every step runs and the outputs are where it says.</summary>
+public class DemoCliTests
+{
+    [Fact]
+    public void QuickDemo_TrainsBothModels_ScoresThem_AndWritesTheReport()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"medvl-demo-test-{Guid.NewGuid():N}");
+        try
+        {
+            var (code, stdout, stderr) = CliRunner.Run(["demo", "--quick", "--json", "--out", dir], TimeSpan.FromMinutes(8));
+            Assert.True(code == 0, stderr + stdout);
+            var j = JsonDocument.Parse(stdout.Trim().Split('\n').Last()).RootElement;
+            foreach (var name in new[] { "tiny-healthgpt", "tiny-medmoe" })
+            {
+                var m = j.GetProperty("models").GetProperty(name);
+                double closed = m.GetProperty("closed_accuracy").GetDouble(), open = m.GetProperty("open_recall").GetDouble();
+                Assert.InRange(closed, 0, 100);
+                Assert.InRange(open, 0, 100);
+                Assert.True(m.GetProperty("n_closed").GetInt32() > 0 && m.GetProperty("n_open").GetInt32() > 0);
+                Assert.NotNull(m.GetProperty("answer").GetString());
+                Assert.True(File.Exists(Path.Combine(dir, name, "predictions.jsonl")));
+                Assert.True(File.Exists(Path.Combine(dir, name, "model", "model.safetensors")));
+                Assert.NotEmpty(File.ReadAllLines(Path.Combine(dir, name, "stage0-pretrain", "metrics.jsonl")));
+            }
+            // Med-MoE's trained folder is a Med-MoE folder (moe block, experts), HealthGPT's comes with its H-LoRA plugin.
+            Assert.Contains("\"moe\"", File.ReadAllText(Path.Combine(dir, "tiny-medmoe", "model", "config.json")));
+            Assert.True(File.Exists(Path.Combine(dir, "tiny-healthgpt", "model", "hlora_comprehension.safetensors")));
+            string report = File.ReadAllText(Path.Combine(dir, "report", "report.md"));
+            Assert.Contains("Per modality", report);
+            Assert.Contains("answer-prior baseline", report);
+            Assert.StartsWith("<svg", File.ReadAllText(Path.Combine(dir, "report", "curves-tiny-medmoe.svg")));
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+}
