@@ -22,11 +22,13 @@ internal static class AskCommands
         sampling.AddTo(cmd);
         var adapters = new AdapterOptions();
         adapters.AddTo(cmd);
+        var noMmap = LoadedModel.NoMmapOption();
+        cmd.Options.Add(noMmap);
         cmd.SetAction(async (r, ct) =>
         {
             string dir = r.GetValue(model)!.FullName;
             var tok = Tokenizer.FromDirectory(dir);
-            using var m = LoadedModel.Open(dir, r.GetValue(tower)?.FullName, needVision: true);
+            using var m = LoadedModel.Open(dir, r.GetValue(tower)?.FullName, needVision: true, noMmap: r.GetValue(noMmap));
             var llava = m.Llava ?? throw new ArgumentException($"{dir}: model_type '{m.LanguageModel?.Config.ModelType}' is not a LLaVA-style vision-language model");
             var tpl = ConversationTemplates.Get(r.GetValue(template) ?? DefaultTemplate(llava.LanguageModel));
             var prompt = tpl.RenderQuestion(r.GetValue(question)!, hasImage: true);

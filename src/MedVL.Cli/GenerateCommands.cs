@@ -75,11 +75,13 @@ internal static class GenerateCommands
         sampling.AddTo(cmd);
         var adapters = new AdapterOptions();
         adapters.AddTo(cmd);
+        var noMmap = LoadedModel.NoMmapOption();
+        cmd.Options.Add(noMmap);
         cmd.SetAction(async (r, ct) =>
         {
             string dir = r.GetValue(model)!.FullName;
             var tok = Tokenizer.FromDirectory(dir);
-            using var lm = AutoModelForCausalLM.FromPretrained(dir);
+            using var lm = AutoModelForCausalLM.FromPretrained(dir, r.GetValue(noMmap) ? MedVL.Models.Blocks.WeightPlacement.HugePages : MedVL.Models.Blocks.WeightPlacement.Mapped);
             string text = r.GetValue(prompt)!;
             var tpl = r.GetValue(template) is { } name ? ConversationTemplates.Get(name) : null;
             if (tpl is not null) text = tpl.RenderQuestion(text, hasImage: false);

@@ -77,20 +77,24 @@ internal sealed class LoadedModel : IDisposable
     public ClipVisionModel? Clip { get; private init; }
     public string Dir { get; private init; } = "";
 
-    public static LoadedModel Open(string dir, string? visionTower = null, bool needVision = false)
+    /// <summary>`--no-mmap`: copy the weights into huge-page memory (faster decode, see docs/benchmarks.md).</summary>
+    public static Option<bool> NoMmapOption() => new("--no-mmap") { Description = "copy the weights into huge-page memory instead of mapping the file (faster decode)" };
+
+    public static LoadedModel Open(string dir, string? visionTower = null, bool needVision = false, bool noMmap = false)
     {
         var cfg = ModelConfigLoader.Load(dir);
+        var placement = noMmap ? MedVL.Models.Blocks.WeightPlacement.HugePages : MedVL.Models.Blocks.WeightPlacement.Mapped;
         return cfg.Kind switch
         {
-            ModelKind.ClipVision => new LoadedModel { Clip = ClipVisionModel.FromPretrained(dir), Dir = dir },
-            ModelKind.Llava => OpenLlava(dir, visionTower, needVision),
-            _ => new LoadedModel { LanguageModel = AutoModelForCausalLM.FromPretrained(dir), Dir = dir },
+            ModelKind.ClipVision => new LoadedModel { Clip = ClipVisionModel.FromPretrained(dir, placement), Dir = dir },
+            ModelKind.Llava => OpenLlava(dir, visionTower, needVision, placement),
+            _ => new LoadedModel { LanguageModel = AutoModelForCausalLM.FromPretrained(dir, placement), Dir = dir },
         };
     }
 
-    private static LoadedModel OpenLlava(string dir, string? tower, bool needVision)
+    private static LoadedModel OpenLlava(string dir, string? tower, bool needVision, MedVL.Models.Blocks.WeightPlacement placement)
     {
-        var m = LlavaForCausalLM.FromPretrained(dir, tower, requireVisionTower: needVision);
+        var m = LlavaForCausalLM.FromPretrained(dir, tower, requireVisionTower: needVision, placement: placement);
         return new LoadedModel { Llava = m, LanguageModel = m.LanguageModel, Clip = m.VisionTower, Dir = dir };
     }
 
