@@ -12,7 +12,7 @@ try
 {
     return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
-catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException or FormatException or NotSupportedException)
+catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException or FormatException or NotSupportedException or MedVL.Training.TrainingDivergedException)
 {
     // Bad input: the message names the file, the field and what was expected; no stack trace for the user.
     Console.Error.WriteLine($"medvl: error: {e.Message}");

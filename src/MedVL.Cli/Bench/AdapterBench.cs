@@ -90,13 +90,7 @@ internal static class AdapterBench
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
 
-    private static Tensor P(int rows, int cols, Random rng)
-    {
-        float b = 1f / MathF.Sqrt(cols);
-        var t = Tensor.FromArray(Enumerable.Range(0, rows * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1) * b).ToArray(), rows, cols);
-        t.RequiresGrad = true;
-        return t;
-    }
+    private static Tensor P(int rows, int cols, Random rng) => AdapterInit.Uniform(rows, cols, rng);
 
     /// <summary>A random Phi-3-style checkpoint (fused qkv / gate_up, RMSNorm) written with the safetensors writer.</summary>
     internal static void WriteRandomPhi3(string dir, int hidden, int layers, int vocab = 4096)

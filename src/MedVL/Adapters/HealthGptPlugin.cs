@@ -134,13 +134,7 @@ public sealed class HealthGptPlugin : IDisposable
         settings.Validate("H-LoRA settings");
         var targets = new HashSet<string>(targetNames ?? AdapterTargets.AllLinearNames(model), StringComparer.Ordinal);
         var rng = new Random(seed);
-        Tensor Uniform(int rows, int cols)
-        {
-            float bound = 1f / MathF.Sqrt(cols); // kaiming_uniform_(a = √5) on [rows, cols]
-            var t = Tensor.FromArray(Enumerable.Range(0, rows * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1) * bound).ToArray(), rows, cols);
-            t.RequiresGrad = true;
-            return t;
-        }
+        Tensor Uniform(int rows, int cols) => AdapterInit.Uniform(rows, cols, rng);
         double scaling = options.PaperScaling ? settings.PaperScaling : settings.Scaling;
         var modules = new List<string>();
         foreach (var slot in AdapterTargets.Enumerate(model).Where(s => targets.Contains(s.Name)))

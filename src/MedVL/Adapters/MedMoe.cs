@@ -69,10 +69,8 @@ public static class MedMoeUpcycling
     /// <summary>torch.nn.Linear(H, E) default init: U(−1/√H, 1/√H) for weight and bias.</summary>
     private static LinearLayer NewRouter(int h, int e, Random rng, string name, List<(string, Tensor)> list)
     {
-        float bound = 1f / MathF.Sqrt(h);
-        var w = Tensor.FromArray(Enumerable.Range(0, e * h).Select(_ => (float)(rng.NextDouble() * 2 - 1) * bound).ToArray(), e, h);
-        var b = Tensor.FromArray(Enumerable.Range(0, e).Select(_ => (float)(rng.NextDouble() * 2 - 1) * bound).ToArray(), e);
-        w.RequiresGrad = b.RequiresGrad = true;
+        var w = AdapterInit.Uniform(e, h, rng);
+        var b = AdapterInit.Uniform(e, h, rng, bias: true);
         w.Name = name + ".weight"; b.Name = name + ".bias";
         list.Add((w.Name, w)); list.Add((b.Name, b));
         return new LinearLayer(w, b);
@@ -129,10 +127,8 @@ public static class RouterPretraining
         int h = embeddings[0].Length;
         if (labels.Any(l => (uint)l >= (uint)classes)) throw new ArgumentException($"labels must be in [0, {classes})");
         var rng = new Random(options.Seed);
-        float bound = 1f / MathF.Sqrt(h);
-        using var w = Tensor.FromArray(Enumerable.Range(0, classes * h).Select(_ => (float)(rng.NextDouble() * 2 - 1) * bound).ToArray(), classes, h);
-        using var b = Tensor.FromArray(Enumerable.Range(0, classes).Select(_ => (float)(rng.NextDouble() * 2 - 1) * bound).ToArray(), classes);
-        w.RequiresGrad = b.RequiresGrad = true;
+        using var w = AdapterInit.Uniform(classes, h, rng);
+        using var b = AdapterInit.Uniform(classes, h, rng, bias: true);
         using var opt = AdamW.Adam([new ParamGroup(w, b)], lr: options.LearningRate);
         var order = Enumerable.Range(0, embeddings.Count).ToArray();
         for (int epoch = 0; epoch < options.Epochs; epoch++)
