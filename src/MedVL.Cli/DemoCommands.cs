@@ -68,10 +68,7 @@ internal static class DemoCommands
                 var preds = Predictor.Run(llava, tok, tpl, pixels, questions, Path.Combine(run, "predictions.jsonl"), name, plugin?.Selection(), 8, ct: ct);
                 var scores = MedVqaEvaluator.Evaluate(gt, preds);
                 using var px = m.Pixels(askImage);
-                var ids = tok.TokenizeWithImage(tpl.RenderQuestion(askQuestion));
-                var stops = GenerationConfig.Load(result.ModelDir).EosTokenIds.Concat(tpl.StopTokenIds(tok)).Distinct().ToArray();
-                var answer = new TextGenerator(llava, tok).Generate(new GenerationRequest(ids,
-                    new SamplingOptions { MaxNewTokens = 12, StopTokenIds = stops, StopStrings = tpl.StopStrings }, px, plugin?.Selection()), ct).Text.Trim();
+                var answer = Predictor.Answer(llava, tok, tpl, askQuestion, px, plugin?.Selection(), 12, ct);
                 models.Add((name, result, scores, preds, answer));
                 Say($"  held-out closed accuracy [bold]{scores.ClosedAccuracy:F1}%[/], open recall [bold]{scores.OpenRecall:F1}%[/] (after {sw.Elapsed.TotalSeconds:F0} s)");
             }

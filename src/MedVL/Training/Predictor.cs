@@ -46,24 +46,30 @@ public static class Predictor
         IReadOnlyList<VqaQuestion> questions, string output, string modelId, AdapterSelection? adapters = null, int maxNewTokens = 16,
         Action<int, int>? progress = null, CancellationToken ct = default)
     {
-        var gen = new TextGenerator(model, tok);
-        var stops = GenerationConfig.Load(Path.GetDirectoryName(model.LanguageModel.Directory + "/")!).EosTokenIds.Concat(tpl.StopTokenIds(tok)).Distinct().ToArray();
         var preds = new List<VqaPrediction>();
         var sb = new StringBuilder();
         for (int i = 0; i < questions.Count; i++)
         {
             ct.ThrowIfCancellationRequested();
             var q = questions[i];
-            var ids = tok.TokenizeWithImage(tpl.RenderQuestion(q.Question, hasImage: q.ImagePath is not null));
             using var px = q.ImagePath is null ? null : pixels.Tensor(q.ImagePath);
-            var opts = new SamplingOptions { MaxNewTokens = maxNewTokens, StopTokenIds = stops, StopStrings = tpl.StopStrings };
-            var r = gen.Generate(new GenerationRequest(ids, opts, px, adapters), ct);
-            string text = r.Text.Trim();
+            string text = Answer(model, tok, tpl, q.Question, px, adapters, maxNewTokens, ct);
             preds.Add(new VqaPrediction(q.Id, q.Question, text));
             sb.AppendLine(JsonSerializer.Serialize(new { question_id = q.Id, prompt = q.Question, text, answer_id = q.Id, model_id = modelId, metadata = new { } }));
             progress?.Invoke(i + 1, questions.Count);
         }
         AtomicFile.WriteAllText(output, sb.ToString());
         return preds;
+    }
+
+    /// <summary>The greedy answer to one question (with the image's pixel values, or none), stopped on the template's and
+    /// generation_config's stop tokens and strings.</summary>
+    public static string Answer(LlavaForCausalLM model, Tokenizer tok, ConversationTemplate tpl, string question, Tensor? pixelValues,
+        AdapterSelection? adapters = null, int maxNewTokens = 16, CancellationToken ct = default)
+    {
+        var ids = tok.TokenizeWithImage(tpl.RenderQuestion(question, hasImage: pixelValues is not null));
+        var stops = GenerationConfig.Load(model.LanguageModel.Directory).EosTokenIds.Concat(tpl.StopTokenIds(tok)).Distinct().ToArray();
+        var opts = new SamplingOptions { MaxNewTokens = maxNewTokens, StopTokenIds = stops, StopStrings = tpl.StopStrings };
+        return new TextGenerator(model, tok).Generate(new GenerationRequest(ids, opts, pixelValues, adapters), ct).Text.Trim();
     }
 }
