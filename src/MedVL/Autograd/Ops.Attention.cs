@@ -39,21 +39,24 @@ public static partial class Ops
                 throw new ArgumentException($"{op}: mask {mask.Describe()} must be [T={T}, S={S}], [B={B}, T, S], [B, 1, T, S] or [1, 1, T, S]");
             maskPerBatch = (perBatch3 || perBatch4) && B > 1;
         }
+        bool record = GradMode.IsEnabled && (q.TracksGrad || k.TracksGrad || v.TracksGrad);
+        // Inference on a KV-cache view ([B, Hkv, capacity, D] sliced to S rows): read it in place, planes KvStride apart,
+        // instead of copying the whole cache into a contiguous tensor every step.
+        long plane = !record ? PlaneStride(k, v) : 0;
         var geometry = new AttentionGeometry(B, H, Hkv, T, S, D, scale ?? 1f / MathF.Sqrt(D), causal, slidingWindow,
-            mask is not null, maskPerBatch);
+            mask is not null, maskPerBatch, plane);
         try { geometry.Validate(); }
         catch (ArgumentException e) { throw new ArgumentException($"{e.Message} (q {q.Describe()}, k {k.Describe()})", e); }
 
         var qc = OpsBInputs.F32Contiguous(q);
-        var kc = OpsBInputs.F32Contiguous(k);
-        var vc = OpsBInputs.F32Contiguous(v);
+        var kc = plane > 0 ? k.Detach() : OpsBInputs.F32Contiguous(k);
+        var vc = plane > 0 ? v.Detach() : OpsBInputs.F32Contiguous(v);
         var mc = mask is null ? null : OpsBInputs.F32Contiguous(mask);
         var output = Tensor.Empty(B, H, T, D);
         var lse = Tensor.Empty(B, H, T);
-        bool record = GradMode.IsEnabled && (q.TracksGrad || k.TracksGrad || v.TracksGrad);
         try
         {
-            AttentionKernels.Forward(qc.Span<float>(), kc.Span<float>(), vc.Span<float>(),
+            AttentionKernels.Forward(qc.Span<float>(), KvSpan(kc, geometry), KvSpan(vc, geometry),
                 mc is null ? default : mc.Span<float>(), output.Span<float>(), lse.Span<float>(), geometry, cancellationToken);
         }
         catch
@@ -68,6 +71,23 @@ public static partial class Ops
             DisposeAll(qc, kc, vc, mc, lse);
         return output;
     }
+
+    /// <summary>The plane stride of k and v when both are float32 views with rows D apart and planes evenly spaced
+    /// (a KV cache slice); 0 when they must be made contiguous.</summary>
+    private static long PlaneStride(Tensor k, Tensor v)
+    {
+        if (k.DType != DType.F32 || v.DType != DType.F32 || k.IsContiguous || v.IsContiguous) return 0;
+        var ks = k.Strides; var vs = v.Strides;
+        int hkv = k.Size(1), d = k.Size(3);
+        if (!ks.SequenceEqual(vs) || ks[3] != 1 || ks[2] != d || ks[1] < (long)k.Size(2) * d) return 0;
+        if (k.Size(0) > 1 && ks[0] != hkv * ks[1]) return 0;
+        return ks[1];
+    }
+
+    /// <summary>A span over a contiguous tensor, or over a plane-strided view from its first element.</summary>
+    private static unsafe ReadOnlySpan<float> KvSpan(Tensor t, in AttentionGeometry g) => g.KvPlaneStride == 0
+        ? t.Span<float>()
+        : new ReadOnlySpan<float>((float*)t.DataPointer, checked((int)g.KvSpanElements));
 
     private static void DisposeAll(params Tensor?[] ts)
     {

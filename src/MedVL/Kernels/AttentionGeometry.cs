@@ -11,8 +11,13 @@ namespace MedVL.Kernels;
 /// </summary>
 public readonly record struct AttentionGeometry(
     int Batch, int Heads, int KvHeads, int QueryLength, int KeyLength, int HeadDim,
-    float Scale, bool Causal, int SlidingWindow = 0, bool HasMask = false, bool MaskPerBatch = false)
+    float Scale, bool Causal, int SlidingWindow = 0, bool HasMask = false, bool MaskPerBatch = false, long KvPlaneStride = 0)
 {
+    /// <summary>Elements from one (batch, kv head) plane of K / V to the next: S·D when contiguous, larger for a view into
+    /// a KV cache with spare capacity (forward only; rows stay D apart).</summary>
+    public long KvStride => KvPlaneStride > 0 ? KvPlaneStride : (long)KeyLength * HeadDim;
+    /// <summary>Elements K and V spans must hold: (B·Hkv − 1) planes apart plus the last plane's S·D.</summary>
+    public long KvSpanElements => ((long)Batch * KvHeads - 1) * KvStride + (long)KeyLength * HeadDim;
     public int GroupSize => Heads / KvHeads;
     /// <summary>Absolute position of query row 0.</summary>
     public int QueryOffset => KeyLength - QueryLength;
@@ -37,5 +42,7 @@ public readonly record struct AttentionGeometry(
         if (SlidingWindow < 0) throw new ArgumentException($"attention: sliding window {SlidingWindow} is negative");
         if (SlidingWindow > 0 && !Causal) throw new ArgumentException("attention: a sliding window needs causal attention (Mistral / Phi-3 semantics)");
         if (!float.IsFinite(Scale)) throw new ArgumentException($"attention: scale {Scale} is not finite");
+        if (KvPlaneStride != 0 && KvPlaneStride < (long)KeyLength * HeadDim)
+            throw new ArgumentException($"attention: K/V plane stride {KvPlaneStride} is smaller than S·D = {(long)KeyLength * HeadDim}");
     }
 }

@@ -25,8 +25,8 @@ public static unsafe class AttentionKernels
     {
         g.Validate();
         if (q != g.QueryElements) throw new ArgumentException($"attention: q has {q} elements, expected B·H·T·D = {g.QueryElements}");
-        if (k != g.KeyElements) throw new ArgumentException($"attention: k has {k} elements, expected B·Hkv·S·D = {g.KeyElements}");
-        if (v != g.KeyElements) throw new ArgumentException($"attention: v has {v} elements, expected B·Hkv·S·D = {g.KeyElements}");
+        if (k != g.KvSpanElements) throw new ArgumentException($"attention: k has {k} elements, expected {g.KvSpanElements} (B·Hkv·S·D = {g.KeyElements} when contiguous)");
+        if (v != g.KvSpanElements) throw new ArgumentException($"attention: v has {v} elements, expected {g.KvSpanElements} (B·Hkv·S·D = {g.KeyElements} when contiguous)");
         if (mask != g.MaskElements) throw new ArgumentException($"attention: mask has {mask} elements, expected {g.MaskElements}");
         if (o != g.QueryElements) throw new ArgumentException($"attention: output has {o} elements, expected {g.QueryElements}");
         if (lse != g.LseElements) throw new ArgumentException($"attention: log-sum-exp has {lse} elements, expected B·H·T = {g.LseElements}");
@@ -86,6 +86,7 @@ public static unsafe class AttentionKernels
         Span<float> dq, Span<float> dk, Span<float> dv, in AttentionGeometry g, CancellationToken cancellationToken = default)
     {
         CheckLengths(g, q.Length, k.Length, v.Length, mask.Length, o.Length, lse.Length);
+        if (g.KvStride != (long)g.KeyLength * g.HeadDim) throw new ArgumentException("attention backward needs contiguous K and V (no plane stride)");
         if (dO.Length != o.Length || dq.Length != q.Length || dk.Length != k.Length || dv.Length != v.Length)
             throw new ArgumentException("attention backward: gradient buffers must match q/o, k and v in length");
         int spad = RoundUp16(g.KeyLength);
@@ -147,7 +148,7 @@ public static unsafe class AttentionKernels
         private void TransposeInto(float* src, float* dst, int bk)
         {
             int S = _g.KeyLength, D = _g.HeadDim;
-            float* s = src + (long)bk * S * D;
+            float* s = src + bk * _g.KvStride;
             float* d = dst + (long)bk * D * _spad;
             MicroGemm.Transpose(s, D, d, _spad, S, D);
             if (_spad > S)
@@ -177,7 +178,7 @@ public static unsafe class AttentionKernels
             int i0 = qb * BlockQ, rows = Math.Min(BlockQ, T - i0);
             float* qp = _q + ((long)bh * T + i0) * D;
             float* ktp = _kt + ((long)b * g.KvHeads + kvh) * D * _spad;
-            float* vp = _v + ((long)b * g.KvHeads + kvh) * g.KeyLength * D;
+            float* vp = _v + ((long)b * g.KvHeads + kvh) * g.KvStride;
 
             var scoresArr = ArrayPool<float>.Shared.Rent(BlockQ * BlockK);
             var accArr = ArrayPool<float>.Shared.Rent(BlockQ * D);
@@ -248,8 +249,8 @@ public static unsafe class AttentionKernels
             var g = _g;
             int D = g.HeadDim, S = g.KeyLength, G = g.GroupSize;
             int b = item / g.KvHeads, kvh = item % g.KvHeads;
-            float* kp = _k + (long)item * S * D;
-            float* vp = _v + (long)item * S * D;
+            float* kp = _k + item * g.KvStride;
+            float* vp = _v + item * g.KvStride;
             int h0 = kvh * G;
             float* qp = _q + ((long)b * g.Heads + h0) * D; // T = 1: the group's query rows are consecutive
             int ks = g.KeyStart(0), ke = g.KeyEnd(0), n = ke - ks;
