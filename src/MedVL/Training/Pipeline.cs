@@ -32,6 +32,8 @@ public sealed record StageConfig
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 8;
     [JsonPropertyName("micro_batch_size")] public int MicroBatchSize { get; init; } = 8;
     [JsonPropertyName("learning_rate")] public double LearningRate { get; init; } = 2e-5;
+    /// <summary>Per-target learning rates overriding <see cref="LearningRate"/>, e.g. {"hlora": 2e-4} (HealthGPT Table 7).</summary>
+    [JsonPropertyName("learning_rates")] public Dictionary<string, double>? LearningRates { get; init; }
     [JsonPropertyName("warmup_ratio")] public double WarmupRatio { get; init; } = 0.03;
     [JsonPropertyName("weight_decay")] public double WeightDecay { get; init; }
     [JsonPropertyName("max_grad_norm")] public double MaxGradNorm { get; init; } = 1.0;
@@ -170,11 +172,12 @@ public sealed class PipelineRunner
                     if (router is { } r) owned.AddRange(RouterPretraining.LoadIntoRouters(model.LanguageModel, r.W, r.B));
                 }
                 foreach (var (_, t) in all) t.RequiresGrad = false;
-                var trainable = Select(s, all, model, plugin, moeParams, routerPretrained: router is not null);
+                var trainable = Select(s, all, model, plugin, moeParams, routerPretrained: router is not null, out var targetOf);
                 foreach (var (_, t) in trainable) t.RequiresGrad = true;
                 var o = new StageOptions
                 {
                     Epochs = s.Epochs, MaxSteps = s.MaxSteps, BatchSize = s.BatchSize, MicroBatchSize = s.MicroBatchSize, LearningRate = s.LearningRate, WarmupRatio = s.WarmupRatio,
+                    LearningRateFor = s.LearningRates is { Count: > 0 } lrs ? name => lrs.TryGetValue(targetOf[name], out var lr) ? lr : s.LearningRate : null,
                     WeightDecay = s.WeightDecay, MaxGradNorm = s.MaxGradNorm, Schedule = s.Schedule, CheckpointEvery = p.CheckpointEvery,
                     RouterAuxLossCoef = s.RouterAuxLossCoef, Seed = p.Seed,
                 };
@@ -226,9 +229,10 @@ public sealed class PipelineRunner
         m.LanguageModel.NamedWeights().Concat(m.VisionTower!.NamedWeights().Select(v => ("vision_tower." + v.Name, v.Tensor)));
 
     private static List<(string Name, Tensor Tensor)> Select(StageConfig s, List<(string Name, Tensor Tensor)> all, LlavaForCausalLM model,
-        HealthGptPlugin? plugin, IReadOnlyList<(string Name, Tensor Tensor)> moe, bool routerPretrained)
+        HealthGptPlugin? plugin, IReadOnlyList<(string Name, Tensor Tensor)> moe, bool routerPretrained, out Dictionary<string, string> targetOf)
     {
         var list = new List<(string, Tensor)>();
+        targetOf = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var what in s.Train)
         {
             IEnumerable<(string Name, Tensor Tensor)> add = what switch
@@ -246,7 +250,12 @@ public sealed class PipelineRunner
                 "router" => moe.Where(x => x.Name.Contains("gate.wg")),
                 _ => throw new InvalidDataException($"stage {s.Name}: unknown train target '{what}'; expected llm, vision, projector, embed_tokens, lm_head, hlora, moe or router"),
             };
-            foreach (var x in add) if (!list.Any(y => ReferenceEquals(y.Item2, x.Tensor))) list.Add((x.Name, x.Tensor));
+            foreach (var x in add)
+                if (!list.Any(y => ReferenceEquals(y.Item2, x.Tensor)))
+                {
+                    list.Add((x.Name, x.Tensor));
+                    targetOf[x.Name] = what;
+                }
         }
         return list;
     }

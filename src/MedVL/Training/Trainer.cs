@@ -21,6 +21,9 @@ public sealed record StageOptions
     /// <summary>Sequences per forward (padded together); the step accumulates gradients over BatchSize / MicroBatchSize forwards.</summary>
     public int MicroBatchSize { get; init; } = 8;
     public double LearningRate { get; init; } = 2e-5;
+    /// <summary>Per-parameter learning rate (HealthGPT trains H-LoRA at 2e-4 beside the adapter at 2e-5), or null for
+    /// <see cref="LearningRate"/> everywhere.</summary>
+    public Func<string, double>? LearningRateFor { get; init; }
     public double WarmupRatio { get; init; } = 0.03;
     public double WeightDecay { get; init; }
     public double MaxGradNorm { get; init; } = 1.0;
@@ -76,11 +79,11 @@ public sealed class Trainer
         Directory.CreateDirectory(runDir);
         int stepsPerEpoch = (data.Count + o.BatchSize - 1) / o.BatchSize;
         int total = o.MaxSteps is { } ms ? Math.Min(ms, stepsPerEpoch * o.Epochs) : stepsPerEpoch * o.Epochs;
-        var decay = parameters.Where(p => p.Tensor.Rank >= 2).Select(p => p.Tensor).ToArray();
-        var noDecay = parameters.Where(p => p.Tensor.Rank < 2).Select(p => p.Tensor).ToArray();
-        var groups = new List<ParamGroup>();
-        if (decay.Length > 0) groups.Add(new ParamGroup(decay) { Name = "decay", WeightDecay = o.WeightDecay });
-        if (noDecay.Length > 0) groups.Add(new ParamGroup(noDecay) { Name = "no_decay", WeightDecay = 0 });
+        // Parameter groups by (learning rate, weight decay on matrices only), in first-appearance order.
+        var groups = parameters
+            .GroupBy(p => (Lr: o.LearningRateFor?.Invoke(p.Name) ?? o.LearningRate, Decay: p.Tensor.Rank >= 2))
+            .Select(g => new ParamGroup(g.Select(p => p.Tensor)) { Name = $"lr {g.Key.Lr:G3}{(g.Key.Decay ? "" : ", no decay")}", Lr = g.Key.Lr, WeightDecay = g.Key.Decay ? o.WeightDecay : 0 })
+            .ToList();
         using var opt = new AdamW(groups, lr: o.LearningRate);
         var sched = new LambdaLR(opt, LrSchedules.Get(LrSchedules.Parse(o.Schedule), (int)Math.Ceiling(total * o.WarmupRatio), total));
         string stageDir = Path.Combine(runDir, stage);

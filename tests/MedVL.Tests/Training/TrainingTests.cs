@@ -107,4 +107,21 @@ public class TrainingTests(TinyData data) : IClassFixture<TinyData>
         Assert.Equal(before, SHA256.HashData(File.ReadAllBytes(ck)));
         Assert.Equal("checkpoint-2", File.ReadAllText(Path.Combine(run, "s0", "latest")));
     }
+
+    [Fact]
+    public void PerTargetLearningRates_ApplyToTheirParameterGroups()
+    {
+        string run = Path.Combine(data.Dir, "run-lr");
+        var cfg = OneStage(data.Data, 2, 2) with
+        {
+            Stages = [new StageConfig { Name = "s0", Data = "vqa_train.json", Train = ["projector", "llm"], MaxSteps = 2, BatchSize = 2,
+                LearningRate = 1e-3, LearningRates = new() { ["projector"] = 0.0 } }],
+        };
+        new PipelineRunner().Run(cfg, run, resume: false);
+        using var before = MedVL.Formats.SafetensorsFile.Open(Path.Combine(run, "base", "model.safetensors"));
+        using var after = MedVL.Formats.SafetensorsFile.Open(Path.Combine(run, "model", "model.safetensors"));
+        float[] Read(MedVL.Formats.SafetensorsFile f, string n) { using var t = f.Tensors[n].ToTensor(); return t.ToFloatArray(); }
+        Assert.Equal(Read(before, "model.mm_projector.0.weight"), Read(after, "model.mm_projector.0.weight")); // lr 0
+        Assert.NotEqual(Read(before, "model.layers.0.mlp.down_proj.weight"), Read(after, "model.layers.0.mlp.down_proj.weight"));
+    }
 }
