@@ -12,6 +12,7 @@ lscpu | grep "Model name" >&2; date -u >&2
 for r in $(seq 1 "$ROUNDS"); do
   echo "# round $r medvl (load: $(cut -d' ' -f1-3 /proc/loadavg))"
   $CLI bench model --model "$MODEL" --prompt 128 --gen 32 --runs 5 --threads "$THREADS" --json
+  $CLI bench model --model "$MODEL" --prompt 128 --gen 32 --runs 5 --threads "$THREADS" --json --no-mmap
   echo "# round $r llama.cpp (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-  "$LLAMA_BENCH" -m "$MODEL/model-f32.gguf" -p 128 -n 32 -r 5 -t "$THREADS" -o jsonl
+  "$LLAMA_BENCH" -m "$MODEL/model-f32.gguf" -p 128 -n 32 -r 5 -t "$THREADS" -mmp 1,0 -o jsonl
 done
