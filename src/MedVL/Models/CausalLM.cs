@@ -114,7 +114,7 @@ public abstract class CausalLM : IDisposable
     /// <summary>Logits [B, T, V] (or [B, 1, V] with <see cref="DecoderForwardOptions.LastTokenLogitsOnly"/>) for ids [B, T] or [T].</summary>
     public Tensor Forward(Tensor inputIds, KvCache? cache = null, DecoderForwardOptions? options = null)
     {
-        using var scope = options?.Adapters is { } sel ? AdapterSelection.Use(sel) : default(AdapterSelection.Scope?);
+        using var scope = AdapterSelection.UseIfSet(options?.Adapters);
         using var e = EmbedTokens(inputIds);
         return ForwardEmbeds(e, cache, options);
     }
@@ -129,7 +129,7 @@ public abstract class CausalLM : IDisposable
     /// <summary>The decoder over input embeddings [B, T, H] (LLaVA's inputs_embeds path); returns logits.</summary>
     public Tensor ForwardEmbeds(Tensor inputsEmbeds, KvCache? cache = null, DecoderForwardOptions? options = null)
     {
-        using var scope = options?.Adapters is { } sel ? AdapterSelection.Use(sel) : default(AdapterSelection.Scope?);
+        using var scope = AdapterSelection.UseIfSet(options?.Adapters);
         using var h = ForwardHidden(inputsEmbeds, cache, options);
         var head = AdapterSelection.Current?.LmHead ?? LmHead;
         if (options?.LastTokenLogitsOnly == true)
@@ -144,8 +144,8 @@ public abstract class CausalLM : IDisposable
     public Tensor ForwardHidden(Tensor inputsEmbeds, KvCache? cache = null, DecoderForwardOptions? options = null)
     {
         options ??= DecoderForwardOptions.Default;
-        using var scope = options.Adapters is { } sel ? AdapterSelection.Use(sel) : default(AdapterSelection.Scope?);
-        using var routing = options.Routing is { } trace ? MoeRoutingTrace.Use(trace) : default(MoeRoutingTrace.Scope?);
+        using var scope = AdapterSelection.UseIfSet(options.Adapters);
+        using var routing = MoeRoutingTrace.UseIfSet(options.Routing);
         if (inputsEmbeds.Rank != 3 || inputsEmbeds.Size(2) != HiddenSize)
             throw new ArgumentException($"inputs_embeds {inputsEmbeds.Describe()} must be [B, T, hidden_size={HiddenSize}]");
         int B = inputsEmbeds.Size(0), T = inputsEmbeds.Size(1);

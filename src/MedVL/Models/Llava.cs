@@ -178,7 +178,7 @@ public sealed class LlavaForCausalLM : IDisposable
     /// <paramref name="pixelValues"/> [images, C, S, S] (null for a text-only prompt).</summary>
     public Tensor Forward(ReadOnlySpan<int> inputIds, Tensor? pixelValues, KvCache? cache = null, DecoderForwardOptions? options = null)
     {
-        using var scope = options?.Adapters is { } sel ? AdapterSelection.Use(sel) : default(AdapterSelection.Scope?);
+        using var scope = AdapterSelection.UseIfSet(options?.Adapters);
         using var features = pixelValues is null ? null : EncodeImages(pixelValues, options?.CancellationToken ?? default);
         using var inputs = PrepareInputsLabelsForMultimodal(inputIds, features);
         return LanguageModel.ForwardEmbeds(inputs.InputsEmbeds, cache, options);

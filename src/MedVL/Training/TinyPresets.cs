@@ -175,8 +175,8 @@ public static class CorpusTokenizer
         return root.ToJsonString();
     }
 
-    /// <summary>GPT-2 bytes_to_unicode.</summary>
-    private static char[] ByteAlphabet()
+    /// <summary>GPT-2 bytes_to_unicode: printable bytes map to themselves, the rest to U+0100 onwards.</summary>
+    public static char[] ByteAlphabet()
     {
         var map = new char[256];
         int n = 0;

@@ -158,7 +158,7 @@ public sealed class Trainer
         int lmax;
         try
         {
-            using (var scope = fo.Adapters is null ? default(AdapterSelection.Scope?) : AdapterSelection.Use(fo.Adapters))
+            using (AdapterSelection.UseIfSet(fo.Adapters))
             {
                 Tensor? features = null;
                 if (exs.All(e => e.ImagePath is not null))

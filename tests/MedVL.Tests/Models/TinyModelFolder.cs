@@ -34,18 +34,8 @@ internal sealed class TinyModelFolder : IDisposable
         foreach (var f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)));
     }
 
-    /// <summary>GPT-2 bytes_to_unicode: printable bytes map to themselves, the rest to U+0100 onwards.</summary>
-    public static char[] ByteAlphabet()
-    {
-        var map = new char[256];
-        int n = 0;
-        for (int b = 0; b < 256; b++)
-        {
-            bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-            map[b] = printable ? (char)b : (char)(256 + n++);
-        }
-        return map;
-    }
+    /// <summary>GPT-2 bytes_to_unicode (the library's, shared with the tiny presets' tokenizer).</summary>
+    public static char[] ByteAlphabet() => MedVL.Training.CorpusTokenizer.ByteAlphabet();
 
     public static string TokenizerJson()
     {

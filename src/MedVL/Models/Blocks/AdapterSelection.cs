@@ -10,7 +10,7 @@ namespace MedVL.Models.Blocks;
 /// </summary>
 public sealed class AdapterSelection
 {
-    private static readonly AsyncLocal<AdapterSelection?> s_current = new();
+    private static readonly CallContext<AdapterSelection> s_current = new();
 
     public AdapterSelection(IEnumerable<string> names, bool training = false, Random? dropoutRng = null)
     {
@@ -38,18 +38,11 @@ public sealed class AdapterSelection
     public bool IsActive(string name) => Names.Contains(name);
 
     /// <summary>The selection of the current call (flows with the async context), or null for the base model.</summary>
-    public static AdapterSelection? Current => s_current.Value;
+    public static AdapterSelection? Current => s_current.Current;
 
     /// <summary>Makes <paramref name="selection"/> current until the returned scope is disposed (restores the previous one).</summary>
-    public static Scope Use(AdapterSelection? selection)
-    {
-        var previous = s_current.Value;
-        s_current.Value = selection;
-        return new Scope(previous);
-    }
+    public static CallContext<AdapterSelection>.Scope Use(AdapterSelection? selection) => s_current.Use(selection);
 
-    public readonly struct Scope(AdapterSelection? previous) : IDisposable
-    {
-        public void Dispose() => s_current.Value = previous;
-    }
+    /// <summary>As <see cref="Use"/> when <paramref name="selection"/> is set, else keeps the caller's selection.</summary>
+    public static CallContext<AdapterSelection>.Scope UseIfSet(AdapterSelection? selection) => s_current.UseIfSet(selection);
 }

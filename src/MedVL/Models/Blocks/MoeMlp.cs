@@ -46,7 +46,7 @@ public sealed record MoeLayerRouting(int Layer, int Tokens, int Experts, int Top
 /// </summary>
 public sealed class MoeRoutingTrace : IDisposable
 {
-    private static readonly AsyncLocal<MoeRoutingTrace?> s_current = new();
+    private static readonly CallContext<MoeRoutingTrace> s_current = new();
     private readonly List<Tensor> _aux = new();
 
     public List<MoeLayerRouting> Layers { get; } = new();
@@ -73,19 +73,12 @@ public sealed class MoeRoutingTrace : IDisposable
         return s;
     }
 
-    public static MoeRoutingTrace? Current => s_current.Value;
+    public static MoeRoutingTrace? Current => s_current.Current;
 
-    public static Scope Use(MoeRoutingTrace? trace)
-    {
-        var previous = s_current.Value;
-        s_current.Value = trace;
-        return new Scope(previous);
-    }
+    public static CallContext<MoeRoutingTrace>.Scope Use(MoeRoutingTrace? trace) => s_current.Use(trace);
 
-    public readonly struct Scope(MoeRoutingTrace? previous) : IDisposable
-    {
-        public void Dispose() => s_current.Value = previous;
-    }
+    /// <summary>As <see cref="Use"/> when <paramref name="trace"/> is set, else keeps the caller's trace.</summary>
+    public static CallContext<MoeRoutingTrace>.Scope UseIfSet(MoeRoutingTrace? trace) => s_current.UseIfSet(trace);
 
     public void Dispose()
     {
