@@ -185,7 +185,7 @@ public sealed class PipelineRunner
                 };
                 var sel = plugin;
                 losses[s.Name] = trainer.Run(s.Name, trainable, data, o, runDir, resume,
-                    sel is null ? null : rng => sel.Selection(training: true, dropoutRng: rng ?? new Random(0)), ct);
+                    sel is null ? null : rng => sel.Selection(training: true, dropoutRng: rng), ct);
                 foreach (var (_, t) in trainable) t.RequiresGrad = false;
                 if (s.After == "pretrain-router")
                 {

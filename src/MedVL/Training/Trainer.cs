@@ -70,7 +70,7 @@ public sealed class Trainer
     /// <param name="adapters">Selection the forward runs with (e.g. the H-LoRA plugin being trained), or null.</param>
     /// <returns>The loss of every step of this stage (including steps restored from a checkpoint's metrics).</returns>
     public IReadOnlyList<double> Run(string stage, IReadOnlyList<(string Name, Tensor Tensor)> parameters, IReadOnlyList<TrainingExample> data,
-        StageOptions o, string runDir, bool resume, Func<Random?, AdapterSelection?>? adapters = null, CancellationToken ct = default)
+        StageOptions o, string runDir, bool resume, Func<Random, AdapterSelection>? adapters = null, CancellationToken ct = default)
     {
         if (data.Count == 0) throw new ArgumentException($"stage {stage}: no training data");
         if (parameters.Count == 0) throw new ArgumentException($"stage {stage}: nothing to train");
@@ -102,11 +102,12 @@ public sealed class Trainer
 
         var sw = Stopwatch.StartNew();
         long tokens = 0;
-        for (int step = start; step < total; step++)
+        int[] order = [];
+        for (int step = start, orderEpoch = -1; step < total; step++)
         {
             ct.ThrowIfCancellationRequested();
             int epoch = step / stepsPerEpoch, inEpoch = step % stepsPerEpoch;
-            var order = EpochOrder(data.Count, o.Seed, epoch);
+            if (epoch != orderEpoch) { order = EpochOrder(data.Count, o.Seed, epoch); orderEpoch = epoch; }
             var batch = order.Skip(inEpoch * o.BatchSize).Take(o.BatchSize).ToArray();
             opt.ZeroGrad();
             double stepLoss = 0;
