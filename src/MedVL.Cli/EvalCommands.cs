@@ -21,6 +21,7 @@ internal static class EvalCommands
             var g = MedVqaEvaluator.ReadGroundTruth(r.GetValue(gt)!.FullName);
             var p = MedVqaEvaluator.ReadPredictions(r.GetValue(pred)!.FullName);
             var s = MedVqaEvaluator.Evaluate(g, p);
+            var cls = MedVqaEvaluator.ClassificationAccuracy(g, p);
             if (g.Count != p.Count)
                 Console.Error.WriteLine($"warning: {g.Count} questions but {p.Count} predictions; scored the first {s.Paired} pairs (as upstream's zip)");
             if (r.GetValue(wrong) is { } w)
@@ -37,6 +38,7 @@ internal static class EvalCommands
                     ["n_open"] = s.NOpen, ["n_closed"] = s.NClosed, ["closed_f1"] = s.ClosedF1, ["closed_precision"] = s.ClosedPrecision,
                     ["closed_recall"] = s.ClosedRecall, ["healthgpt_close"] = s.HealthGptClose, ["healthgpt_all"] = s.HealthGptAll,
                 };
+                if (cls.Count > 0) { o["classification_accuracy"] = cls.Accuracy; o["n_classification"] = cls.Count; }
                 Console.WriteLine(JsonSerializer.Serialize(o));
                 return 0;
             }
@@ -46,8 +48,9 @@ internal static class EvalCommands
             Row("BLEU Score (Weight 1)", s.Bleu1); Row("BLEU Score (Weight 2)", s.Bleu2); Row("BLEU Score (Weight 3)", s.Bleu3);
             Row("yes/no accuracy (Closed)", s.ClosedAccuracy); Row("Closed F1 Score", s.ClosedF1); Row("Closed Precision", s.ClosedPrecision);
             Row("Closed Recall", s.ClosedRecall); Row("HealthGPT close", s.HealthGptClose); Row("HealthGPT all", s.HealthGptAll);
+            if (cls.Count > 0) Row("Classification accuracy", cls.Accuracy);
             AnsiConsole.Write(table);
-            Console.WriteLine($"{s.NOpen} open, {s.NClosed} closed questions scored");
+            Console.WriteLine($"{s.NOpen} open, {s.NClosed} closed" + (cls.Count > 0 ? $", {cls.Count} classification" : "") + " questions scored");
             return 0;
         });
         return new Command("eval", "Score predictions with the papers' metrics") { vqa };

@@ -30,6 +30,24 @@ public static class MedVqaEvaluator
 
     public static bool IsOpen(string answerType) => answerType is "open" or "OPEN";
     public static bool IsClosed(string answerType) => answerType is "close" or "CLOSED";
+    public static bool IsClassification(string answerType) => answerType is "classification" or "CLASSIFICATION";
+
+    /// <summary>
+    /// Accuracy (%) on classification-style questions (answer_type CLASSIFICATION: MedMNIST posed as VQA, med-moe.md
+    /// §5.3), which run_eval.py skips; scored as its closed questions are (the lower-cased label is a substring of the
+    /// lower-cased answer), items paired by position. Returns (questions, accuracy); accuracy 0 with no such questions.
+    /// </summary>
+    public static (int Count, double Accuracy) ClassificationAccuracy(IReadOnlyList<VqaGroundTruth> gt, IReadOnlyList<VqaPrediction> pred)
+    {
+        int n = 0, right = 0;
+        for (int i = 0; i < Math.Min(gt.Count, pred.Count); i++)
+        {
+            if (!IsClassification(gt[i].AnswerType)) continue;
+            n++;
+            if (VqaText.PythonLower(pred[i].Text).Contains(VqaText.PythonLower(gt[i].Answer), StringComparison.Ordinal)) right++;
+        }
+        return (n, n == 0 ? 0 : right * 100.0 / n);
+    }
 
     /// <summary>
     /// run_eval.evaluate: items are paired by position (zip: the shorter list decides), both strings lower-cased; other
