@@ -26,9 +26,9 @@ internal static class DemoCommands
     public static Command Build()
     {
         var outDir = new Option<DirectoryInfo?>("--out") { Description = "where to write data, runs and the report (default: a new temporary folder)" };
-        var count = new Option<int>("--count") { Description = "MedSynth subjects", DefaultValueFactory = _ => 300 };
+        var count = new Option<int>("--count") { Description = "MedSynth subjects", DefaultValueFactory = _ => 1000 };
         var scale = new Option<double>("--epochs-scale") { Description = "multiply every stage's epochs", DefaultValueFactory = _ => 1.0 };
-        var quick = new Option<bool>("--quick") { Description = "a shortened run (60 subjects, a fraction of an epoch per stage) to check the machinery" };
+        var quick = new Option<bool>("--quick") { Description = "a shortened run (60 subjects, a fraction of the epochs) to check the machinery" };
         var image = new Option<FileInfo?>("--image") { Description = "image to ask about (PNG, JPEG, DICOM, NIfTI; default: a held-out MedSynth image)" };
         var question = new Option<string?>("--question") { Description = "question about the image", DefaultValueFactory = _ => "Is there a lesion in this image?" };
         var json = new Option<bool>("--json") { Description = "print the results as one JSON object" };
@@ -53,8 +53,12 @@ internal static class DemoCommands
             var models = new List<(string Name, PipelineResult Result, MedVqaScores Scores, List<VqaPrediction> Preds, string Answer)>();
             string askImage = r.GetValue(image)?.FullName ?? questions.First(q => q.ImagePath is not null).ImagePath!;
             string askQuestion = r.GetValue(question)!;
-            foreach (var (name, config) in new[] { ("tiny-healthgpt", PipelineConfig.TinyHealthGpt(ds, s)), ("tiny-medmoe", PipelineConfig.TinyMedMoe(ds, s)) })
+            // Both papers start from the same CLIP: tiny-medmoe reuses the tower tiny-healthgpt's stage 0 pretrained.
+            string sharedTower = Path.Combine(dir, "tiny-healthgpt", "model", "vision_tower");
+            foreach (var (name, makeConfig) in new (string, Func<PipelineConfig>)[]
+                { ("tiny-healthgpt", () => PipelineConfig.TinyHealthGpt(ds, s)), ("tiny-medmoe", () => PipelineConfig.TinyMedMoe(ds, s, sharedTower)) })
             {
+                var config = makeConfig();
                 Say($"[bold]{name}[/]: {string.Join(" → ", config.Stages.Select(x => x.Name))}");
                 string run = Path.Combine(dir, name);
                 var result = TrainCommands.RunWithProgress(config, run, resume: false, ct, quiet: asJson);

@@ -6,8 +6,9 @@ using MedVL.Vision.Preprocessing;
 
 namespace MedVL.Training;
 
-/// <summary>One tokenised training sequence: ids with −200 where the image goes, labels (−100 on prompt and image).</summary>
-public sealed record TrainingExample(string Id, int[] InputIds, int[] Labels, string? ImagePath, string? Modality);
+/// <summary>One tokenised training sequence: ids with −200 where the image goes, labels (−100 on prompt and image);
+/// for a vision objective, an image with its lesion mask and lesion sides (none, left, right, both) and no text.</summary>
+public sealed record TrainingExample(string Id, int[] InputIds, int[] Labels, string? ImagePath, string? Modality, string? MaskPath = null, string? Sides = null);
 
 /// <summary>
 /// LLaVA / VL-Health conversation JSON (a list of {id, image, conversations: [{from: human|gpt, value}], modality?})
@@ -21,11 +22,7 @@ public static class ConversationData
 
     public static List<TrainingExample> Load(string jsonPath, Tokenizer tokenizer, ConversationTemplate template, int? limit = null)
     {
-        var info = new FileInfo(jsonPath);
-        if (!info.Exists) throw new FileNotFoundException($"{jsonPath}: training data not found", jsonPath);
-        if (info.Length > MaxFileBytes) throw new InvalidDataException($"{jsonPath}: {info.Length} bytes; at most {MaxFileBytes} are read");
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(jsonPath), new JsonDocumentOptions { MaxDepth = 16 });
-        if (doc.RootElement.ValueKind != JsonValueKind.Array) throw new InvalidDataException($"{jsonPath}: expected a JSON array of conversations");
+        using var doc = OpenList(jsonPath, "conversations");
         string root = Path.GetDirectoryName(Path.GetFullPath(jsonPath))!;
         var list = new List<TrainingExample>();
         int index = 0;
@@ -56,6 +53,18 @@ public static class ConversationData
             index++;
         }
         return list;
+    }
+
+    /// <summary>A bounded training-data file whose root is a JSON list (<paramref name="items"/> names them in the error).</summary>
+    internal static JsonDocument OpenList(string jsonPath, string items)
+    {
+        var info = new FileInfo(jsonPath);
+        if (!info.Exists) throw new FileNotFoundException($"{jsonPath}: training data not found", jsonPath);
+        if (info.Length > MaxFileBytes) throw new InvalidDataException($"{jsonPath}: {info.Length} bytes; at most {MaxFileBytes} are read");
+        var doc = JsonDocument.Parse(File.ReadAllBytes(jsonPath), new JsonDocumentOptions { MaxDepth = 16 });
+        if (doc.RootElement.ValueKind == JsonValueKind.Array) return doc;
+        doc.Dispose();
+        throw new InvalidDataException($"{jsonPath}: expected a JSON array of {items}");
     }
 
     /// <summary>Segment-wise tokenisation: prompt segments masked, answer segments (message + separator) learned.</summary>

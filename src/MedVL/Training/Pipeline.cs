@@ -26,6 +26,10 @@ public sealed record StageConfig
     [JsonPropertyName("before")] public string? Before { get; init; }
     /// <summary>Run after the stage: pretrain-router (Med-MoE step 2, on the data's modality labels).</summary>
     [JsonPropertyName("after")] public string? After { get; init; }
+    /// <summary>"lm" (default): the language-modelling loss on conversation data; "findings": pretrain the vision tower on
+    /// segmentation items (seg_train.json: image, lesion mask, modality) — the tiny presets' stand-in for CLIP's
+    /// pretraining (<see cref="VisionFindingsObjective"/>).</summary>
+    [JsonPropertyName("objective")] public string Objective { get; init; } = "lm";
     [JsonPropertyName("limit")] public int? Limit { get; init; }
     [JsonPropertyName("epochs")] public int Epochs { get; init; } = 1;
     [JsonPropertyName("max_steps")] public int? MaxSteps { get; init; }
@@ -56,6 +60,9 @@ public sealed record PipelineConfig
     /// <summary>A LLaVA-style model folder to start from (released checkpoints; float32 weights are trained in place).</summary>
     [JsonPropertyName("model")] public string? Model { get; init; }
     [JsonPropertyName("data")] public required string Data { get; init; }
+    /// <summary>A CLIP vision folder to use instead of the model's own (mm_vision_tower / the preset's random one), e.g.
+    /// a tower another pipeline pretrained — HealthGPT and Med-MoE both start from the same CLIP.</summary>
+    [JsonPropertyName("vision_tower")] public string? VisionTower { get; init; }
     [JsonPropertyName("template")] public required string Template { get; init; }
     [JsonPropertyName("seed")] public int Seed { get; init; } = 42;
     [JsonPropertyName("checkpoint_every")] public int CheckpointEvery { get; init; } = 50;
@@ -76,35 +83,50 @@ public sealed record PipelineConfig
     }
 
     /// <summary>
-    /// HealthGPT's three stages (healthgpt.md §4) for the tiny Phi-3-style preset, after a stage 0 that pretrains the tiny
-    /// base (there is no pretrained Phi-3 / CLIP of this size) on the multi-turn conversations — every question about an
-    /// image in one sequence, so each image is encoded once per pass (measured: 2× the tokens/s of single questions and
-    /// open recall 66 → 72 % for the same time). Papers' hyper-parameters where they apply (lr 2e-5 stage
-    /// 2/3 with H-LoRA r / α = 2r / 4 experts); the tiny model needs larger learning rates and more epochs.
+    /// The tiny presets' stage 0, before the papers' stages: no pretrained Phi-3 / StableLM / CLIP exists at the tiny
+    /// size. First the vision tower is pretrained on MedSynth's ground truth (lesion masks, image class, lesion sides:
+    /// <see cref="VisionFindingsObjective"/>) — the stand-in for CLIP's pretraining — and then frozen, as the papers
+    /// freeze CLIP; then the decoder and projector are pretrained on the multi-turn conversations (every question about
+    /// an image in one sequence, so each image is encoded once per pass). Sized for the demo's 1,000 MedSynth subjects
+    /// (docs/training.md gives the measurements behind these choices). With <paramref name="visionTower"/> (a tower
+    /// pretrained before) the vision stage is skipped.
     /// </summary>
-    public static PipelineConfig TinyHealthGpt(string data, double scale = 1.0) => new()
+    public static StageConfig[] TinyStage0(double scale, string? visionTower) => visionTower is not null
+        ? [Stage0Language(scale)]
+        : [new() { Name = "stage0-vision", Data = "seg_train.json", Objective = "findings", Train = ["vision"], Epochs = Epochs(30, scale), BatchSize = 16, MicroBatchSize = 16, LearningRate = 1e-3, WarmupRatio = 0.05 },
+           Stage0Language(scale)];
+
+    private static StageConfig Stage0Language(double scale) =>
+        new() { Name = "stage0-pretrain", Data = "llava_train.json", Train = ["llm", "projector"], Epochs = Epochs(9, scale), BatchSize = 8, LearningRate = 2e-3, WarmupRatio = 0.05 };
+
+    /// <summary>
+    /// HealthGPT's three stages (healthgpt.md §4) for the tiny Phi-3-style preset, after <see cref="TinyStage0"/>.
+    /// Papers' hyper-parameters where they apply (H-LoRA r / α = 2r / 4 experts); the tiny model needs larger learning
+    /// rates.
+    /// </summary>
+    public static PipelineConfig TinyHealthGpt(string data, double scale = 1.0, string? visionTower = null) => new()
     {
-        Preset = "tiny-healthgpt", Data = data, Template = "phi3_instruct",
+        Preset = "tiny-healthgpt", Data = data, Template = "phi3_instruct", VisionTower = visionTower,
         Stages =
         [
-            new() { Name = "stage0-pretrain", Data = "llava_train.json", Train = ["llm", "vision", "projector"], Epochs = Epochs(30, scale), BatchSize = 8, LearningRate = 2e-3, WarmupRatio = 0.05 },
+            .. TinyStage0(scale, visionTower),
             new() { Name = "stage1-alignment", Data = "caption_train.json", Train = ["projector"], Epochs = Epochs(1, scale), BatchSize = 8, LearningRate = 1e-3 },
             new() { Name = "stage2-fusion", Data = "llava_train.json", Train = ["embed_tokens", "lm_head"], Epochs = Epochs(1, scale), BatchSize = 8, LearningRate = 5e-4 },
-            new() { Name = "stage3-hlora", Data = "vqa_train.json", Before = "attach-hlora", Train = ["hlora", "projector"], Epochs = Epochs(2, scale), BatchSize = 8,
+            new() { Name = "stage3-hlora", Data = "vqa_train.json", Before = "attach-hlora", Train = ["hlora", "projector"], Epochs = Epochs(1, scale), BatchSize = 8,
                     LearningRate = 1e-3, HLoraRank = 16, HLoraAlpha = 32, HLoraExperts = 4, HLoraDropout = 0.05, Task = "comprehension" },
         ],
     };
 
-    /// <summary>Med-MoE's three steps (med-moe.md §3) for the tiny StableLM-style preset, after a stage 0 pretraining.</summary>
-    public static PipelineConfig TinyMedMoe(string data, double scale = 1.0) => new()
+    /// <summary>Med-MoE's three steps (med-moe.md §3) for the tiny StableLM-style preset, after <see cref="TinyStage0"/>.</summary>
+    public static PipelineConfig TinyMedMoe(string data, double scale = 1.0, string? visionTower = null) => new()
     {
-        Preset = "tiny-medmoe", Data = data, Template = "stablelm",
+        Preset = "tiny-medmoe", Data = data, Template = "stablelm", VisionTower = visionTower,
         Stages =
         [
-            new() { Name = "stage0-pretrain", Data = "llava_train.json", Train = ["llm", "vision", "projector"], Epochs = Epochs(30, scale), BatchSize = 8, LearningRate = 2e-3, WarmupRatio = 0.05 },
+            .. TinyStage0(scale, visionTower),
             new() { Name = "step1-alignment", Data = "caption_train.json", Train = ["projector"], Epochs = Epochs(1, scale), BatchSize = 8, LearningRate = 1e-3 },
             new() { Name = "step2-instruct", Data = "llava_train.json", Train = ["llm", "projector"], After = "pretrain-router", Epochs = Epochs(1, scale), BatchSize = 8, LearningRate = 5e-4 },
-            new() { Name = "step3-moe", Data = "vqa_train.json", Before = "upcycle-moe", Train = ["moe"], Epochs = Epochs(2, scale), BatchSize = 8, LearningRate = 1e-3,
+            new() { Name = "step3-moe", Data = "vqa_train.json", Before = "upcycle-moe", Train = ["moe"], Epochs = Epochs(1, scale), BatchSize = 8, LearningRate = 1e-3,
                     Experts = 4, TopK = 1 },
         ],
     };
@@ -141,7 +163,7 @@ public sealed class PipelineRunner
         else baseDir = p.Model ?? throw new InvalidDataException("pipeline config: set \"preset\" or \"model\"");
         var tok = Tokenizer.FromDirectory(baseDir);
         var tpl = ConversationTemplates.Get(p.Template);
-        using var model = LlavaForCausalLM.FromPretrained(baseDir, placement: WeightPlacement.HugePages);
+        using var model = LlavaForCausalLM.FromPretrained(baseDir, visionTowerDir: p.VisionTower, placement: WeightPlacement.HugePages);
         var proc = ClipPreprocessorConfig.Load(Path.Combine(model.VisionTower!.Directory, "preprocessor_config.json"), padToSquare: true);
         var pixels = new PixelCache(proc);
         var trainer = new Trainer(model, pixels) { OnStep = OnStep };
@@ -158,7 +180,12 @@ public sealed class PipelineRunner
             foreach (var s in p.Stages)
             {
                 ct.ThrowIfCancellationRequested();
-                var data = ConversationData.Load(Path.Combine(p.Data, s.Data), tok, tpl, s.Limit);
+                bool findings = s.Objective switch
+                {
+                    "lm" => false, "findings" => true,
+                    _ => throw new InvalidDataException($"stage {s.Name}: unknown objective '{s.Objective}'; expected lm or findings"),
+                };
+                var data = findings ? FindingsData.Load(Path.Combine(p.Data, s.Data), s.Limit) : ConversationData.Load(Path.Combine(p.Data, s.Data), tok, tpl, s.Limit);
                 Log?.Invoke($"{s.Name}: {data.Count} sequences from {s.Data}, training {string.Join(" + ", s.Train)}");
                 if (s.Before == "attach-hlora" && plugin is null)
                 {
@@ -175,6 +202,9 @@ public sealed class PipelineRunner
                 }
                 foreach (var (_, t) in all) t.RequiresGrad = false;
                 var trainable = Select(s, all, model, plugin, moeParams, routerPretrained: router is not null, out var targetOf);
+                using var objective = findings ? new VisionFindingsObjective(model, pixels, data.Select(d => d.Modality!).Distinct().Order(StringComparer.Ordinal).ToList(), p.Seed) : null;
+                if (objective is not null)
+                    foreach (var (n, t) in objective.Parameters) { trainable.Add((n, t)); targetOf[n] = "vision"; }
                 foreach (var (_, t) in trainable) t.RequiresGrad = true;
                 var o = new StageOptions
                 {
@@ -185,8 +215,18 @@ public sealed class PipelineRunner
                 };
                 var sel = plugin;
                 losses[s.Name] = trainer.Run(s.Name, trainable, data, o, runDir, resume,
-                    sel is null ? null : rng => sel.Selection(training: true, dropoutRng: rng), ct);
+                    sel is null ? null : rng => sel.Selection(training: true, dropoutRng: rng), ct, objective);
                 foreach (var (_, t) in trainable) t.RequiresGrad = false;
+                if (objective is not null)
+                {
+                    string test = Path.Combine(p.Data, s.Data.Replace("_train", "_test", StringComparison.Ordinal));
+                    if (test != Path.Combine(p.Data, s.Data) && File.Exists(test))
+                    {
+                        var acc = objective.Evaluate(FindingsData.Load(test), ct: ct);
+                        Log?.Invoke($"{s.Name}: held-out {acc.Images} images: lesion patches {acc.BalancedPatchAccuracy:F1} % (balanced), lesion presence {acc.PresenceAccuracy:F1} %, image class {acc.ClassAccuracy:F1} %, lesion sides {acc.SidesAccuracy:F1} %; "
+                            + "presence by class: " + string.Join(", ", acc.PresenceAccuracyByClass.Select(kv => $"{kv.Key} {kv.Value:F0} %")));
+                    }
+                }
                 if (s.After == "pretrain-router")
                 {
                     router = PretrainRouter(model, data, pixels, s.Experts, p.Seed, ct);

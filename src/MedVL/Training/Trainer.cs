@@ -68,9 +68,12 @@ public sealed class Trainer
 
     /// <summary>Trains <paramref name="parameters"/> (float32 tensors with RequiresGrad) on <paramref name="data"/>.</summary>
     /// <param name="adapters">Selection the forward runs with (e.g. the H-LoRA plugin being trained), or null.</param>
+    /// <param name="objective">What to minimise instead of the language-modelling loss (its own parameters must be in
+    /// <paramref name="parameters"/>), or null.</param>
     /// <returns>The loss of every step of this stage (including steps restored from a checkpoint's metrics).</returns>
     public IReadOnlyList<double> Run(string stage, IReadOnlyList<(string Name, Tensor Tensor)> parameters, IReadOnlyList<TrainingExample> data,
-        StageOptions o, string runDir, bool resume, Func<Random, AdapterSelection>? adapters = null, CancellationToken ct = default)
+        StageOptions o, string runDir, bool resume, Func<Random, AdapterSelection>? adapters = null, CancellationToken ct = default,
+        ITrainingObjective? objective = null)
     {
         if (data.Count == 0) throw new ArgumentException($"stage {stage}: no training data");
         if (parameters.Count == 0) throw new ArgumentException($"stage {stage}: nothing to train");
@@ -120,14 +123,14 @@ public sealed class Trainer
                 var rng = new Random(HashCode.Combine(o.Seed, step, b));
                 using var trace = new MoeRoutingTrace();
                 var fo = new DecoderForwardOptions { Adapters = adapters?.Invoke(rng), Routing = trace, CancellationToken = ct };
-                using var loss = BatchLoss(exs, fo, trace, o.RouterAuxLossCoef);
+                using var loss = objective is null ? BatchLoss(exs, fo, trace, o.RouterAuxLossCoef) : objective.Loss(exs, ct);
                 float v = loss.ToFloatArray()[0];
                 if (!float.IsFinite(v))
                     throw new TrainingDivergedException($"stage {stage}: loss is {v} at step {step + 1} (sequences {string.Join(", ", exs.Select(e => e.Id))}); stopped before the update, the last checkpoint in {stageDir} is intact");
                 using var scaled = Ops.Scale(loss, 1f / micro.Length);
                 scaled.Backward();
                 stepLoss += v / micro.Length;
-                tokens += exs.Sum(e => e.InputIds.Length);
+                tokens += exs.Sum(e => e.InputIds.Length > 0 ? e.InputIds.Length : 1); // images, for a text-free objective
             }
             double norm = o.MaxGradNorm > 0 ? GradClip.ClipGradNorm(parameters.Select(p => p.Tensor), o.MaxGradNorm) : 0;
             double lr = opt.ParamGroups[0].Lr ?? o.LearningRate;

@@ -136,6 +136,26 @@ public class MedSynthDatasetTests
             Assert.True(File.Exists(Path.Combine(dir, (string)g!["image"]!)));
             Assert.True(File.Exists(Path.Combine(dir, (string)g!["output_image"]!)));
         }
+        // segmentation items: the mask marks exactly the pixels of the ground-truth lesions
+        var seg = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "seg_train.json")))!.AsArray();
+        Assert.Equal(m.Counts["train"], seg.Count);
+        Assert.Equal(m.Counts["test"], m.Counts["seg_test.json"]);
+        foreach (var item in seg)
+        {
+            long index = long.Parse(((string)item!["id"]!)["medsynth-".Length..]);
+            var s = MedSynthDataset.Generate(o, index);
+            Assert.Equal(s.Phantom.Lesions.Count, (int)item["lesions"]!);
+            var mask = s.Phantom.LesionMask(32);
+            Assert.Equal(mask.ToBytes(), File.ReadAllBytes(Path.Combine(dir, (string)item["mask"]!)));
+            Assert.Equal(s.Phantom.HasLesion, mask.Pixels.Any(v => v == 1));
+            if (s.Phantom.Lesions.Count == 1 && s.Phantom.Lesions[0].Shape != LesionShape.Irregular)
+            {
+                // one smooth lesion: the mask's area is the ellipse's (π·rx·ry in pixels) within the pixel grid's error
+                var g = s.Phantom.Lesions[0].Geometry;
+                double area = Math.PI * g.Rx * g.Ry / (2.0 / 32 * 2.0 / 32);
+                Assert.InRange(mask.Pixels.Sum(), 0.5 * area - 2, 1.5 * area + 2);
+            }
+        }
         // sample i does not depend on the count: a bigger set starts with the same samples and splits
         var small = MedSynthDataset.Generate(o, 7);
         var big = MedSynthDataset.Generate(o with { Count = 1000 }, 7);
@@ -144,6 +164,32 @@ public class MedSynthDatasetTests
         // refuses to overwrite a non-empty directory
         Assert.Throws<IOException>(() => MedSynthDataset.Write(dir, o, (_, _) => { }));
         root.Delete(true);
+    }
+
+    [Fact]
+    public void ConversationTurns_CannotBeAnsweredFromEarlierAnswers()
+    {
+        var o = new MedSynthOptions { Seed = 9, Count = 200, ImageSize = 16 };
+        var firstKinds = new HashSet<string>();
+        for (long i = 0; i < o.Count; i++)
+        {
+            var s = MedSynthDataset.Generate(o, i);
+            var turns = MedSynthDataset.ConversationQuestions(s, o.Seed);
+            Assert.Single(turns, q => q.Kind == "presence");
+            Assert.Equal(s.Questions.Count - 1, turns.Count);
+            int presence = turns.FindIndex(q => q.Kind == "presence");
+            Assert.All(turns.Select((q, k) => (q, k)).Where(x => Findings.AbnormalOnlyKinds.Contains(x.q.Kind)), x => Assert.True(x.k > presence));
+            foreach (var kind in turns.GroupBy(q => q.Kind))
+            {
+                var closed = turns.FindIndex(q => q.Kind == kind.Key && q.Closed);
+                var open = turns.FindIndex(q => q.Kind == kind.Key && !q.Closed);
+                if (closed >= 0 && open >= 0) Assert.True(closed < open, $"{s.Id}: {kind.Key}");
+            }
+            Assert.Equal(turns, MedSynthDataset.ConversationQuestions(s, o.Seed)); // seeded
+            firstKinds.Add(turns[0].Kind);
+        }
+        // the order is shuffled: every kind an image of any class is asked about can come first
+        Assert.Superset(new HashSet<string> { "modality", "sequence", "anatomy", "presence" }, firstKinds);
     }
 
     [Fact]

@@ -28,6 +28,12 @@ public class DemoCliTests
                 Assert.True(File.Exists(Path.Combine(dir, name, "model", "model.safetensors")));
                 Assert.NotEmpty(File.ReadAllLines(Path.Combine(dir, name, "stage0-pretrain", "metrics.jsonl")));
             }
+            // tiny-healthgpt pretrains the vision tower on MedSynth's ground truth; tiny-medmoe starts from that same tower
+            // (both papers start from one CLIP) and keeps it frozen, so the two trained towers are identical
+            Assert.NotEmpty(File.ReadAllLines(Path.Combine(dir, "tiny-healthgpt", "stage0-vision", "metrics.jsonl")));
+            Assert.False(Directory.Exists(Path.Combine(dir, "tiny-medmoe", "stage0-vision")));
+            Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "tiny-healthgpt", "model", "vision_tower", "model.safetensors")),
+                File.ReadAllBytes(Path.Combine(dir, "tiny-medmoe", "model", "vision_tower", "model.safetensors")));
             // Med-MoE's trained folder is a Med-MoE folder (moe block, experts), HealthGPT's comes with its H-LoRA plugin.
             Assert.Contains("\"moe\"", File.ReadAllText(Path.Combine(dir, "tiny-medmoe", "model", "config.json")));
             Assert.True(File.Exists(Path.Combine(dir, "tiny-healthgpt", "model", "hlora_comprehension.safetensors")));

@@ -26,6 +26,9 @@ public static class Findings
         Anatomy.Head => "head", Anatomy.Chest => "chest", Anatomy.Abdomen => "abdomen", _ => "tissue",
     };
 
+    /// <summary>The question kinds only an abnormal image is asked about.</summary>
+    public static readonly IReadOnlySet<string> AbnormalOnlyKinds = new HashSet<string> { "count", "side", "location", "shape", "kind" };
+
     private static readonly string[] Numbers = { "no", "one", "two", "three", "four" };
 
     /// <summary>Every question this image answers exactly, open and closed.</summary>

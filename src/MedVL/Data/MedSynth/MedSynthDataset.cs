@@ -52,6 +52,12 @@ public static class MedSynthDataset
         _ => Anatomy.Tissue,
     };
 
+    /// <summary>What the image shows at a glance, e.g. "mri-t2 head": modality, MRI sequence and body part (seg_*.json "class").</summary>
+    public static string ImageClass(Modality m, Anatomy a) => m switch
+    {
+        Modality.MriT1 => "mri-t1", Modality.MriT2 => "mri-t2", _ => Findings.ModalityAnswer(m),
+    } + " " + Findings.AnatomyAnswer(a);
+
     /// <summary>The Med-MoE router's modality label (Router_Train.ipynb's label names).</summary>
     public static string RouterModality(Modality m) => m switch
     {
@@ -88,6 +94,35 @@ public static class MedSynthDataset
         }
     }
 
+    /// <summary>
+    /// The questions of an image's llava_train conversation, in a seeded random order, so that every kind of question is
+    /// also asked first, as the test set's single questions are. No turn can be answered from an earlier answer instead
+    /// of from the image: of the two presence questions one is drawn ("Is there a lesion?" "yes" would answer "Is this
+    /// image normal?"); presence comes before the questions only abnormal images get (a lesion count implies a lesion);
+    /// within a kind the closed question comes before the open one ("What modality?" "ct" would answer "Is this a CT
+    /// image?").
+    /// </summary>
+    public static List<QaPair> ConversationQuestions(MedSynthSample s, ulong seed)
+    {
+        var rng = DeterministicRandom.ForItem(seed ^ 0xC0117E55UL, s.Index);
+        var presence = s.Questions.Where(q => q.Kind == "presence").ToArray();
+        var keep = presence.Length > 0 ? presence[rng.Next(0, presence.Length)] : null;
+        var list = s.Questions.Where(q => q.Kind != "presence" || ReferenceEquals(q, keep)).ToList();
+        for (int i = list.Count - 1; i > 0; i--)
+        {
+            int j = rng.Next(0, i + 1);
+            (list[i], list[j]) = (list[j], list[i]);
+        }
+        var order = list.OrderBy(q => Findings.AbnormalOnlyKinds.Contains(q.Kind) ? 1 : 0).ToList(); // stable
+        foreach (var kind in order.Select(q => q.Kind).Distinct().ToList())
+        {
+            var slots = order.Select((q, i) => (q, i)).Where(x => x.q.Kind == kind).Select(x => x.i).ToArray();
+            var closedFirst = slots.Select(i => order[i]).OrderBy(q => q.Closed ? 0 : 1).ToArray();
+            for (int k = 0; k < slots.Length; k++) order[slots[k]] = closedFirst[k];
+        }
+        return order;
+    }
+
     private static string ConversionInstruction(Modality from, Modality to, DeterministicRandom rng)
     {
         string f = from == Modality.CT ? "CT" : "MRI", t = to == Modality.CT ? "CT" : "MRI";
@@ -102,8 +137,10 @@ public static class MedSynthDataset
     /// <summary>
     /// Write the data set under <paramref name="directory"/>: images/*.png; vqa_{train,test}.json (VQA-RAD/SLAKE-style
     /// items, one question each, answer_type OPEN/CLOSED, Med-MoE's test-file format); llava_train.json (LLaVA
-    /// conversations, all questions of an image as turns, with Med-MoE's `modality` field); caption_train.json (stage-1
-    /// "plain" alignment pairs: image and report); gen_{train,test}.json (HealthGPT generation tasks: CT↔MRI conversion
+    /// conversations, the questions about an image as turns (<see cref="ConversationQuestions"/>), with
+    /// Med-MoE's `modality` field); caption_train.json (stage-1
+    /// "plain" alignment pairs: image and report); seg_{train,test}.json (image, lesion mask PNG images/*-mask.png,
+    /// modality, anatomy, class = modality + sequence + anatomy, lesion count and sides: the ground truth a vision tower can be pretrained on); gen_{train,test}.json (HealthGPT generation tasks: CT↔MRI conversion
     /// and 4× super-resolution, with `output_image`); medsynth.json (the options and counts). Everything is written
     /// into a temporary sibling directory that is renamed into place at the end, so an interrupted run leaves no
     /// half-written data set behind.
@@ -120,13 +157,21 @@ public static class MedSynthDataset
         try
         {
             var counts = new Dictionary<string, int>();
-            using (var files = new JsonArrayWriters(tmp, "vqa_train.json", "vqa_test.json", "llava_train.json", "caption_train.json", "gen_train.json", "gen_test.json"))
+            using (var files = new JsonArrayWriters(tmp, "vqa_train.json", "vqa_test.json", "llava_train.json", "caption_train.json", "seg_train.json", "seg_test.json", "gen_train.json", "gen_test.json"))
             {
                 foreach (var s in GenerateAll(o, ct))
                 {
                     string img = $"images/{s.Id}.png";
                     writePng(Path.Combine(tmp, img), s.Image);
                     string mod = RouterModality(s.Modality);
+                    string mask = $"images/{s.Id}-mask.png";
+                    writePng(Path.Combine(tmp, mask), s.Phantom.LesionMask(o.ImageSize));
+                    files[s.IsTest ? "seg_test.json" : "seg_train.json"].Write(new
+                    {
+                        id = s.Id, image = img, mask, modality = mod, anatomy = Findings.AnatomyAnswer(s.Phantom.Anatomy),
+                        @class = ImageClass(s.Modality, s.Phantom.Anatomy),
+                        lesions = s.Phantom.Lesions.Count, sides = s.Phantom.LesionSides,
+                    });
                     foreach (var (q, k) in s.Questions.Select((q, k) => (q, k)))
                         files[s.IsTest ? "vqa_test.json" : "vqa_train.json"].Write(new
                         {
@@ -136,7 +181,7 @@ public static class MedSynthDataset
                     if (!s.IsTest)
                     {
                         var turns = new List<object>();
-                        foreach (var (q, k) in s.Questions.Select((q, k) => (q, k)))
+                        foreach (var (q, k) in ConversationQuestions(s, o.Seed).Select((q, k) => (q, k)))
                         {
                             turns.Add(new { from = "human", value = (k == 0 ? "<image>\n" : "") + q.Question });
                             turns.Add(new { from = "gpt", value = q.Answer });

@@ -44,6 +44,21 @@ public sealed record Phantom(Anatomy Anatomy, double FieldOfViewCm, IReadOnlyLis
     /// <summary>"left", "right" or "both" (patient sides), or "none".</summary>
     public string LesionSides =>
         Lesions.Count == 0 ? "none" : Lesions.Select(l => l.Side).Distinct().Count() > 1 ? "both" : Lesions[0].Side;
+
+    /// <summary>
+    /// The lesion segmentation mask at <paramref name="size"/>×<paramref name="size"/>: 1 where a pixel centre lies inside
+    /// any lesion (the renderer's sampling grid, so the mask lines up with every modality's image), else 0.
+    /// </summary>
+    public SynthImage LesionMask(int size)
+    {
+        var m = new float[size * size];
+        double px = 2.0 / size;
+        foreach (var l in Lesions)
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++)
+                    if (l.Geometry.Radial(-1 + (x + 0.5) * px, -1 + (y + 0.5) * px) < 1) m[y * size + x] = 1;
+        return new SynthImage(size, size, 1, m);
+    }
 }
 
 /// <summary>Signal of each tissue per modality: CT in Hounsfield units, MRI T1/T2 and X-ray attenuation in [0, 1].</summary>

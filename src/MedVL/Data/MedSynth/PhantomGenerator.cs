@@ -4,6 +4,9 @@ namespace MedVL.Data.MedSynth;
 /// <summary>Seeded anatomy phantoms with 0–3 lesions whose kind, side, region, shape and size are known exactly.</summary>
 public static class PhantomGenerator
 {
+    /// <summary>The smallest lesion radius, in normalised units (the image spans 2).</summary>
+    public const double MinLesionRadius = 0.09;
+
     /// <summary>Build a phantom. <paramref name="lesionProbability"/> is the chance of at least one lesion.</summary>
     public static Phantom Generate(DeterministicRandom rng, Anatomy anatomy, double lesionProbability = 0.5, int maxLesions = 3)
     {
@@ -113,7 +116,9 @@ public static class PhantomGenerator
             default: (kind, tissue) = ("tumor", Tissue.TumorTissue); break;
         }
         if (kind == "cyst") shape = shape == LesionShape.Irregular ? LesionShape.Round : shape; // cysts are smooth
-        double r = rng.Uniform(0.35, 0.65) * Math.Min(site.Rx, site.Ry);
+        // At least 0.09 of the half-width (about 6 pixels across at 64 px): a renal lesion scaled to the kidney alone would be
+        // under two pixels wide, below what any reader (or the 64-pixel tiny presets) can see.
+        double r = Math.Max(MinLesionRadius, rng.Uniform(0.35, 0.65) * Math.Min(site.Rx, site.Ry));
         double rx = r, ry = r;
         if (shape == LesionShape.Oval) ry = r * rng.Uniform(0.5, 0.65);
         double[]? harm = null, ph = null;
