@@ -111,5 +111,9 @@ public sealed class PixelCache(ClipImageProcessor processor)
         }
     }
 
-    public Tensor Tensor(string path) => MedVL.Tensors.Tensor.FromArray(Get(path), 1, 3, Processor.CropHeight, Processor.CropWidth);
+    public Tensor Tensor(string path) => Batch([path]);
+
+    /// <summary>pixel_values [N, 3, H, W] of several images, in order.</summary>
+    public Tensor Batch(IReadOnlyList<string> paths) =>
+        MedVL.Tensors.Tensor.FromArray(paths.SelectMany(Get).ToArray(), paths.Count, 3, Processor.CropHeight, Processor.CropWidth);
 }

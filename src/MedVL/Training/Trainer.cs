@@ -167,8 +167,7 @@ public sealed class Trainer
                 Tensor? features = null;
                 if (exs.All(e => e.ImagePath is not null))
                 {
-                    var px = exs.SelectMany(e => _pixels.Get(e.ImagePath!)).ToArray();
-                    using var pxT = Tensor.FromArray(px, n, 3, _pixels.Processor.CropHeight, _pixels.Processor.CropWidth);
+                    using var pxT = _pixels.Batch(exs.Select(e => e.ImagePath!).ToArray());
                     features = _model.EncodeImages(pxT, fo.CancellationToken);
                 }
                 else if (exs.Any(e => e.ImagePath is not null))

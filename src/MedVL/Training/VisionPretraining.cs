@@ -1,5 +1,6 @@
 using System.Text.Json;
 using MedVL.Autograd;
+using MedVL.Generation;
 using MedVL.Models;
 using MedVL.Tensors;
 using MedVL.Vision.Codecs;
@@ -141,7 +142,6 @@ public sealed class VisionFindingsObjective : ITrainingObjective, IDisposable
     public Tensor Loss(TrainingExample[] batch, CancellationToken ct)
     {
         int n = batch.Length, np = _grid * _grid;
-        var px = batch.SelectMany(e => _pixels.Get(e.ImagePath ?? throw new InvalidDataException($"{e.Id}: no image"))).ToArray();
         var pos = new long[n * np];
         var neg = new long[n * np];
         var mod = new long[n];
@@ -161,7 +161,7 @@ public sealed class VisionFindingsObjective : ITrainingObjective, IDisposable
             mod[i] = m >= 0 ? m : throw new InvalidDataException($"{batch[i].Id}: class '{batch[i].Modality}' is not one of {string.Join(", ", Classes)}");
         }
         var tower = _model.VisionTower!;
-        using var pxT = Tensor.FromArray(px, n, 3, _pixels.Processor.CropHeight, _pixels.Processor.CropWidth);
+        using var pxT = _pixels.Batch(batch.Select(e => e.ImagePath ?? throw new InvalidDataException($"{e.Id}: no image")).ToArray());
         using var feats = tower.SelectFeatures(pxT, _model.Multimodal.SelectLayer, includeCls: false, ct); // [n, np, d]
         using var patchLogits = Ops.Linear(feats, _patchW, _patchB);
         using var flat = Ops.Reshape(patchLogits, n * np, 2);
@@ -220,8 +220,7 @@ public sealed class VisionFindingsObjective : ITrainingObjective, IDisposable
         foreach (var chunk in data.Chunk(batchSize))
         {
             int n = chunk.Length;
-            var px = chunk.SelectMany(e => _pixels.Get(e.ImagePath!)).ToArray();
-            using var pxT = Tensor.FromArray(px, n, 3, _pixels.Processor.CropHeight, _pixels.Processor.CropWidth);
+            using var pxT = _pixels.Batch(chunk.Select(e => e.ImagePath!).ToArray());
             using var feats = tower.SelectFeatures(pxT, _model.Multimodal.SelectLayer, includeCls: false, ct);
             using var patchLogits = Ops.Linear(feats, _patchW, _patchB);
             using var pooled = Ops.Mean(feats, [1]);
@@ -246,15 +245,11 @@ public sealed class VisionFindingsObjective : ITrainingObjective, IDisposable
                 if (predicted == truth) presence++;
                 var (ok, cnt) = byClass.GetValueOrDefault(chunk[i].Modality ?? "");
                 byClass[chunk[i].Modality ?? ""] = (ok + (predicted == truth ? 1 : 0), cnt + 1);
-                int best = 0;
-                for (int c = 1; c < m; c++) if (ml[i * m + c] > ml[i * m + best]) best = c;
-                if (Classes[best] == chunk[i].Modality) classOk++;
+                if (Classes[LogitsProcessing.Argmax(ml.AsSpan(i * m, m))] == chunk[i].Modality) classOk++;
                 if (chunk[i].Sides is { } truthSides)
                 {
-                    int bs = 0;
-                    for (int c = 1; c < SideLabels.Length; c++) if (sl[i * SideLabels.Length + c] > sl[i * SideLabels.Length + bs]) bs = c;
                     sidesN++;
-                    if (SideLabels[bs] == truthSides) sidesOk++;
+                    if (SideLabels[LogitsProcessing.Argmax(sl.AsSpan(i * SideLabels.Length, SideLabels.Length))] == truthSides) sidesOk++;
                 }
             }
         }
