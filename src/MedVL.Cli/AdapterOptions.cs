@@ -55,7 +55,8 @@ internal sealed class AdapterOptions
                 return (new AdapterSelection([kind]), null);
             default:
                 string task = r.GetValue(Task)!;
-                int? tokenizerLength = r.GetValue(ExtendVocab) ? Text.Tokenizer.FromDirectory(modelDir).VocabSize : null;
+                int? tokenizerLength = r.GetValue(ExtendVocab)
+                    ? Training.GenerationData.FirstVqTokenId(Training.GenerationData.WithVqTokens(Text.Tokenizer.FromDirectory(modelDir), r.GetValue(VqTokens))) : null;
                 var plugin = HealthGptPlugin.Load(model, path, new HealthGptPluginOptions
                 {
                     Name = task, Alpha = r.GetValue(HLoraAlpha), PaperScaling = r.GetValue(PaperScaling),

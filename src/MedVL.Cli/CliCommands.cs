@@ -19,6 +19,7 @@ internal static class CliCommands
         yield return VisionCommands.Build();
         yield return GenerateCommands.Build();
         yield return AskCommands.Build();
+        yield return GenerateImageCommands.Build();
         yield return ParamsCommands.Build();
         yield return RouteCommands.Build();
         yield return TrainCommands.Build();

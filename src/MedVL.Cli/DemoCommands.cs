@@ -10,6 +10,7 @@ using MedVL.Models.Blocks;
 using MedVL.Text;
 using MedVL.Text.Templates;
 using MedVL.Training;
+using MedVL.Vision.ImageTokenizers;
 using Spectre.Console;
 
 namespace MedVL.Cli;
@@ -51,6 +52,7 @@ internal static class DemoCommands
             var baseline = PriorBaseline(ds, gt);
             var questions = Predictor.ReadQuestions(Path.Combine(ds, "vqa_test.json"));
             var models = new List<(string Name, PipelineResult Result, MedVqaScores Scores, List<VqaPrediction> Preds, string Answer)>();
+            IReadOnlyList<GenerationScores> generation = [];
             string askImage = r.GetValue(image)?.FullName ?? questions.First(q => q.ImagePath is not null).ImagePath!;
             string askQuestion = r.GetValue(question)!;
             // Both papers start from the same CLIP: tiny-medmoe reuses the tower tiny-healthgpt's stage 0 pretrained.
@@ -67,7 +69,7 @@ internal static class DemoCommands
                 var tok = Tokenizer.FromDirectory(result.ModelDir);
                 var tpl = ConversationTemplates.Get(config.Template);
                 using var plugin = result.AdapterPath is null ? null : HealthGptPlugin.Load(llava.LanguageModel, result.AdapterPath,
-                    new HealthGptPluginOptions { Name = result.Task!, Alpha = config.Stages.Last().HLoraAlpha });
+                    new HealthGptPluginOptions { Name = result.Task!, Alpha = config.Stages.Last(x => x.Task == result.Task && x.Before == "attach-hlora").HLoraAlpha });
                 var pixels = new PixelCache(PreprocessCommands.ForModel(result.ModelDir, null));
                 var preds = Predictor.Run(llava, tok, tpl, pixels, questions, Path.Combine(run, "predictions.jsonl"), name, plugin?.Selection(), 8, ct: ct);
                 var scores = MedVqaEvaluator.Evaluate(gt, preds);
@@ -75,9 +77,24 @@ internal static class DemoCommands
                 var answer = Predictor.Answer(llava, tok, tpl, askQuestion, px, plugin?.Selection(), 12, ct);
                 models.Add((name, result, scores, preds, answer));
                 Say($"  held-out closed accuracy [bold]{scores.ClosedAccuracy:F1}%[/], open recall [bold]{scores.OpenRecall:F1}%[/] (after {sw.Elapsed.TotalSeconds:F0} s)");
+                if (result.Generation is { } g)
+                {
+                    // HealthGPT's generation plugin as gen_infer.sh loads it: its H-LoRA and projector (ViT layer 1), the fusion layer.
+                    using var genPlugin = HealthGptPlugin.Load(llava.LanguageModel, g.AdapterPath, new HealthGptPluginOptions
+                    {
+                        Name = "generation", Alpha = g.Alpha, VisionSelectLayer = g.VisionSelectLayer, FusionLayerPath = g.FusionLayerPath,
+                    });
+                    var vq = PatchVqTokenizer.Load(g.ImageTokenizerDir);
+                    var generator = new ImageGenerator(llava, GenerationData.WithVqTokens(tok, g.VqIndexTokens), tpl, vq);
+                    generation = ImagePredictor.Run(generator, vq, pixels, genPlugin.Selection(), Path.Combine(ds, "gen_test.json"),
+                        Path.Combine(run, "generated"), isQuick ? 4 : GeneratedImages, ct);
+                    foreach (var gs in generation)
+                        Say($"  {gs.Task} ({gs.Count} held-out): PSNR [bold]{gs.Psnr:F2}[/] dB, SSIM [bold]{gs.Ssim:F3}[/] — input returned unchanged {gs.CopyInputPsnr:F2} dB / {gs.CopyInputSsim:F3}, image-tokenizer ceiling {gs.TokenizerPsnr:F2} dB / {gs.TokenizerSsim:F3}");
+                }
             }
             string reportDir = Path.Combine(dir, "report");
-            Report.Write(reportDir, ds, models.Select(m => new ReportModel(m.Name, Path.Combine(dir, m.Name), m.Scores, m.Preds)).ToList(), baseline);
+            Report.Write(reportDir, ds, models.Select(m => new ReportModel(m.Name, Path.Combine(dir, m.Name), m.Scores, m.Preds)).ToList(), baseline,
+                generation: generation.Count == 0 ? null : new ReportGeneration("tiny-healthgpt", Path.Combine(dir, "tiny-healthgpt", "generated"), generation));
             if (asJson)
             {
                 Console.WriteLine(JsonSerializer.Serialize(new
@@ -85,6 +102,11 @@ internal static class DemoCommands
                     data = ds, report = Path.Combine(reportDir, "report.html"), seconds = Math.Round(sw.Elapsed.TotalSeconds, 1),
                     question = askQuestion, image = askImage,
                     baseline = new { closed_accuracy = baseline.ClosedAccuracy, open_recall = baseline.OpenRecall },
+                    generation = generation.ToDictionary(g => g.Task, g => (object)new
+                    {
+                        n = g.Count, psnr = g.Psnr, ssim = g.Ssim, copy_input_psnr = g.CopyInputPsnr, copy_input_ssim = g.CopyInputSsim,
+                        tokenizer_psnr = g.TokenizerPsnr, tokenizer_ssim = g.TokenizerSsim,
+                    }),
                     models = models.ToDictionary(m => m.Name, m => (object)new
                     {
                         closed_accuracy = m.Scores.ClosedAccuracy, open_recall = m.Scores.OpenRecall, exact_match = m.Scores.ExactMatch,
@@ -100,6 +122,15 @@ internal static class DemoCommands
             table.AddRow(["Open recall (%)", .. models.Select(m => m.Scores.OpenRecall.ToString("F1")), baseline.OpenRecall.ToString("F1")]);
             table.AddRow(["Exact match (%)", .. models.Select(m => m.Scores.ExactMatch.ToString("F1")), baseline.ExactMatch.ToString("F1")]);
             AnsiConsole.Write(table);
+            if (generation.Count > 0)
+            {
+                var gt2 = new Table().AddColumn("tiny-healthgpt generation (held-out)").AddColumn(new TableColumn("n").RightAligned())
+                    .AddColumn(new TableColumn("PSNR dB / SSIM").RightAligned()).AddColumn(new TableColumn("input returned").RightAligned())
+                    .AddColumn(new TableColumn("tokenizer ceiling").RightAligned());
+                foreach (var g in generation)
+                    gt2.AddRow(g.Task, g.Count.ToString(), $"{g.Psnr:F2} / {g.Ssim:F3}", $"{g.CopyInputPsnr:F2} / {g.CopyInputSsim:F3}", $"{g.TokenizerPsnr:F2} / {g.TokenizerSsim:F3}");
+                AnsiConsole.Write(gt2);
+            }
             AnsiConsole.MarkupLine($"[bold]Q:[/] {Markup.Escape(askQuestion)} ([blue]{Markup.Escape(askImage)}[/])");
             foreach (var m in models) AnsiConsole.MarkupLine($"  [bold]{m.Name}:[/] {Markup.Escape(m.Answer)}");
             AnsiConsole.MarkupLine($"Report: [blue]{Markup.Escape(Path.Combine(reportDir, "report.html"))}[/] — {sw.Elapsed.TotalSeconds:F0} s in all");
@@ -107,6 +138,9 @@ internal static class DemoCommands
         });
         return cmd;
     }
+
+    /// <summary>Held-out generation items the demo scores (each is 64 greedy decoding steps).</summary>
+    private const int GeneratedImages = 90;
 
     /// <summary>The answer-prior baseline: for each (question type, question) the most frequent training answer.</summary>
     private static MedVqaScores PriorBaseline(string ds, IReadOnlyList<VqaGroundTruth> test)

@@ -171,6 +171,21 @@ public sealed class HealthGptPlugin : IDisposable
         SafetensorsWriter.Write(path, list, new Dictionary<string, string> { ["format"] = "pt", ["medvl"] = "healthgpt-hlora" });
     }
 
+    /// <summary>
+    /// Writes the plugin's embedding and output head as HealthGPT's fusion_layer_weights.bin holds them (healthgpt.md §1.6:
+    /// base_model.model.model.embed_tokens.weight, base_model.model.lm_head.weight), in safetensors (atomic);
+    /// <see cref="HealthGptPluginOptions.FusionLayerPath"/> reads it back.
+    /// </summary>
+    public void SaveFusionLayer(string path)
+    {
+        if (TokenEmbeddings is null || LmHead is null) throw new InvalidOperationException($"plugin {Name} has no vocabulary of its own to save");
+        SafetensorsWriter.Write(path,
+        [
+            SafetensorsTensor.FromFloat32($"{Prefix}model.embed_tokens.weight", TokenEmbeddings.ToFloatArray(), TokenEmbeddings.ShapeArray()),
+            SafetensorsTensor.FromFloat32($"{Prefix}lm_head.weight", LmHead.Weight.ToFloatArray(), LmHead.Weight.ShapeArray()),
+        ], new Dictionary<string, string> { ["format"] = "pt", ["medvl"] = "healthgpt-fusion-layer" });
+    }
+
     private static Tensor Param(TensorEntry e)
     {
         using var t = e.ToTensor();

@@ -18,6 +18,9 @@ public sealed record SamplingOptions
     public int MaxNewTokens { get; init; } = 256;
     public IReadOnlyList<int> StopTokenIds { get; init; } = Array.Empty<int>();
     public IReadOnlyList<string> StopStrings { get; init; } = Array.Empty<string>();
+    /// <summary>Constrained decoding: only ids in [Start, Start + Count) can be produced (e.g. HealthGPT's &lt;idx_i&gt;
+    /// tokens while an image is generated; the released gen_infer.py does not constrain). Null: any token.</summary>
+    public (int Start, int Count)? AllowedTokens { get; init; }
 
     public static SamplingOptions Greedy { get; } = new();
 
@@ -27,6 +30,7 @@ public sealed record SamplingOptions
         if (TopK < 0) throw new ArgumentOutOfRangeException(nameof(TopK), TopK, "top_k must be >= 0");
         if (!(TopP > 0 && TopP <= 1)) throw new ArgumentOutOfRangeException(nameof(TopP), TopP, "top_p must be in (0, 1]");
         if (!(RepetitionPenalty > 0)) throw new ArgumentOutOfRangeException(nameof(RepetitionPenalty), RepetitionPenalty, "repetition_penalty must be > 0");
+        if (AllowedTokens is { } a && (a.Start < 0 || a.Count <= 0)) throw new ArgumentOutOfRangeException(nameof(AllowedTokens), a, "allowed tokens need a start >= 0 and a count > 0");
         if (MaxNewTokens < 0) throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), MaxNewTokens, "max_new_tokens must be >= 0");
     }
 }

@@ -17,6 +17,8 @@ public sealed class TokenSampler
     {
         options.Validate();
         _o = options;
+        if (options.AllowedTokens is { } a && (long)a.Start + a.Count > vocabSize)
+            throw new ArgumentOutOfRangeException(nameof(options), a, $"allowed tokens [{a.Start}, {a.Start + a.Count}) exceed the vocabulary of {vocabSize}");
         _rng = new DeterministicRandom(options.Seed);
         _scratch = new float[vocabSize];
     }
@@ -28,6 +30,12 @@ public sealed class TokenSampler
         var s = _scratch.AsSpan();
         logits.CopyTo(s);
         LogitsProcessing.RepetitionPenalty(s, history, _o.RepetitionPenalty);
+        if (_o.AllowedTokens is { } allowed)
+        {
+            // Constrained decoding: every id outside [Start, Start + Count) is impossible.
+            s[..allowed.Start].Fill(float.NegativeInfinity);
+            s[(allowed.Start + allowed.Count)..].Fill(float.NegativeInfinity);
+        }
         if (!_o.DoSample) return LogitsProcessing.Argmax(s);
         LogitsProcessing.Temperature(s, _o.Temperature);
         LogitsProcessing.TopK(s, _o.TopK);

@@ -10,6 +10,8 @@ using MedVL.Models;
 using MedVL.Models.Blocks;
 using MedVL.Text;
 using MedVL.Text.Templates;
+using MedVL.Vision.Codecs;
+using MedVL.Vision.ImageTokenizers;
 using MedVL.Vision.Preprocessing;
 
 namespace MedVL.Training;
@@ -20,7 +22,9 @@ public sealed record StageConfig
     [JsonPropertyName("name")] public required string Name { get; init; }
     /// <summary>Conversation JSON, relative to the data folder (llava_train.json, caption_train.json, vqa_train.json).</summary>
     [JsonPropertyName("data")] public required string Data { get; init; }
-    /// <summary>What to train: llm, vision, projector, embed_tokens, lm_head, hlora, moe (experts + meta expert), router.</summary>
+    /// <summary>What to train: llm, vision, projector (the task plugin's own projector if it has one, else mm_projector),
+    /// embed_tokens, lm_head, vocab (the generation plugin's extended embedding and output head), hlora, moe (experts +
+    /// meta expert), router.</summary>
     [JsonPropertyName("train")] public required string[] Train { get; init; }
     /// <summary>Run before the stage: attach-hlora (HealthGPT stage 3), upcycle-moe (Med-MoE step 3).</summary>
     [JsonPropertyName("before")] public string? Before { get; init; }
@@ -47,7 +51,14 @@ public sealed record StageConfig
     [JsonPropertyName("hlora_alpha")] public double? HLoraAlpha { get; init; }
     [JsonPropertyName("hlora_nums")] public int HLoraExperts { get; init; } = 4;
     [JsonPropertyName("hlora_dropout")] public double HLoraDropout { get; init; } = 0.05;
+    /// <summary>HealthGPT task: "comprehension" (conversation data) or "generation" (<see cref="GenerationData"/>: the
+    /// answer is the output image's VQ tokens; trained through the generation plugin made by attach-hlora, with its own
+    /// projector, ViT select layer and extended vocabulary).</summary>
     [JsonPropertyName("task")] public string Task { get; init; } = "comprehension";
+    /// <summary>Generation stage 1: the data's images are their own targets ("Reconstruct the image.").</summary>
+    [JsonPropertyName("reconstruct")] public bool Reconstruct { get; init; }
+    /// <summary>ViT hidden state the plugin made by attach-hlora reads (default: 1 for generation, the model's for comprehension).</summary>
+    [JsonPropertyName("vision_select_layer")] public int? VisionSelectLayer { get; init; }
     [JsonPropertyName("num_experts")] public int Experts { get; init; } = 4;
     [JsonPropertyName("top_k_experts")] public int TopK { get; init; } = 1;
 }
@@ -64,6 +75,14 @@ public sealed record PipelineConfig
     /// a tower another pipeline pretrained — HealthGPT and Med-MoE both start from the same CLIP.</summary>
     [JsonPropertyName("vision_tower")] public string? VisionTower { get; init; }
     [JsonPropertyName("template")] public required string Template { get; init; }
+    /// <summary>Image tokenizer folder for generation stages (<see cref="PatchVqTokenizer"/>); null: one is fitted on the
+    /// training images of the first generation stage (k-means, <see cref="VqIndexTokens"/> entries of
+    /// <see cref="VqPatchSize"/>² patches) and saved with the model.</summary>
+    [JsonPropertyName("image_tokenizer")] public string? ImageTokenizer { get; init; }
+    /// <summary>HealthGPT's vq_idx_nums: the number of &lt;idx_i&gt; tokens (8192 for the released VQGAN).</summary>
+    [JsonPropertyName("vq_idx_nums")] public int VqIndexTokens { get; init; } = 8192;
+    [JsonPropertyName("vq_patch_size")] public int VqPatchSize { get; init; } = 8;
+    [JsonPropertyName("vq_image_size")] public int VqImageSize { get; init; } = 64;
     [JsonPropertyName("seed")] public int Seed { get; init; } = 42;
     [JsonPropertyName("checkpoint_every")] public int CheckpointEvery { get; init; } = 50;
     [JsonPropertyName("stages")] public required StageConfig[] Stages { get; init; }
@@ -104,16 +123,31 @@ public sealed record PipelineConfig
     /// Papers' hyper-parameters where they apply (H-LoRA r / α = 2r / 4 experts); the tiny model needs larger learning
     /// rates.
     /// </summary>
-    public static PipelineConfig TinyHealthGpt(string data, double scale = 1.0, string? visionTower = null) => new()
+    public static PipelineConfig TinyHealthGpt(string data, double scale = 1.0, string? visionTower = null, bool generation = true) => new()
     {
         Preset = "tiny-healthgpt", Data = data, Template = "phi3_instruct", VisionTower = visionTower,
+        // 64 × 64 MedSynth images as 8 × 8 = 64 codes of a 256-entry patch codebook (the released VQGAN: 32 × 32 of 8192).
+        VqIndexTokens = 256, VqPatchSize = 8, VqImageSize = 64,
         Stages =
         [
             .. TinyStage0(scale, visionTower),
             new() { Name = "stage1-alignment", Data = "caption_train.json", Train = ["projector"], Epochs = Epochs(1, scale), BatchSize = 8, LearningRate = 1e-3 },
+            // Generation stage 1: extended vocabulary, the generation plugin and its layer-1 projector on image
+            // reconstruction; the decoder stays frozen. The generation rank is 4× comprehension's, as M3's 256 vs 64.
+            .. (generation ? new StageConfig[]
+            {
+                new() { Name = "stage1-generation", Data = "caption_train.json", Task = "generation", Reconstruct = true, Before = "attach-hlora",
+                        Train = ["hlora", "projector", "vocab"], Epochs = Epochs(2, scale), BatchSize = 8, LearningRate = 2e-3,
+                        HLoraRank = 64, HLoraAlpha = 128, HLoraExperts = 4, HLoraDropout = 0.05 },
+            } : []),
             new() { Name = "stage2-fusion", Data = "llava_train.json", Train = ["embed_tokens", "lm_head"], Epochs = Epochs(1, scale), BatchSize = 8, LearningRate = 5e-4 },
             new() { Name = "stage3-hlora", Data = "vqa_train.json", Before = "attach-hlora", Train = ["hlora", "projector"], Epochs = Epochs(1, scale), BatchSize = 8,
                     LearningRate = 1e-3, HLoraRank = 16, HLoraAlpha = 32, HLoraExperts = 4, HLoraDropout = 0.05, Task = "comprehension" },
+            .. (generation ? new StageConfig[]
+            {
+                new() { Name = "stage3-generation", Data = "gen_train.json", Task = "generation", Train = ["hlora", "projector"],
+                        Epochs = Epochs(2, scale), BatchSize = 8, LearningRate = 1e-3 },
+            } : []),
         ],
     };
 
@@ -135,7 +169,15 @@ public sealed record PipelineConfig
 }
 
 /// <summary>What a finished pipeline produced.</summary>
-public sealed record PipelineResult(string ModelDir, string? AdapterPath, string? Task, IReadOnlyDictionary<string, IReadOnlyList<double>> Losses);
+public sealed record PipelineResult(string ModelDir, string? AdapterPath, string? Task, IReadOnlyDictionary<string, IReadOnlyList<double>> Losses)
+{
+    /// <summary>The generation plugin (hlora_generation.safetensors with its projector), its extended embedding and head
+    /// (fusion_layer_weights.safetensors) and the image tokenizer folder, when the pipeline had generation stages.</summary>
+    public GenerationArtifacts? Generation { get; init; }
+}
+
+/// <summary>What HealthGPT's generation needs besides the model folder (gen_infer.sh: --hlora_path, --fusion_layer_path, the VQGAN).</summary>
+public sealed record GenerationArtifacts(string AdapterPath, double Alpha, string FusionLayerPath, string ImageTokenizerDir, int VisionSelectLayer, int VqIndexTokens);
 
 /// <summary>
 /// Runs a <see cref="PipelineConfig"/>: writes the preset (or opens the model), then each stage — choose the trainable
@@ -171,7 +213,10 @@ public sealed class PipelineRunner
         foreach (var (n, t) in all)
             if (t.DType != DType.F32) throw new NotSupportedException($"{n} is {t.DType}: training updates float32 weights in place (convert the checkpoint to float32)");
         var losses = new Dictionary<string, IReadOnlyList<double>>();
-        HealthGptPlugin? plugin = null;
+        var plugins = new Dictionary<string, HealthGptPlugin>(StringComparer.Ordinal);
+        var pluginStage = new Dictionary<string, StageConfig>(StringComparer.Ordinal);
+        PatchVqTokenizer? vq = null;
+        Tokenizer? genTok = null;
         IReadOnlyList<(string Name, Tensor Tensor)> moeParams = [];
         var owned = new List<Tensor>();
         (float[] W, float[] B)? router = null;
@@ -185,13 +230,39 @@ public sealed class PipelineRunner
                     "lm" => false, "findings" => true,
                     _ => throw new InvalidDataException($"stage {s.Name}: unknown objective '{s.Objective}'; expected lm or findings"),
                 };
-                var data = findings ? FindingsData.Load(Path.Combine(p.Data, s.Data), s.Limit) : ConversationData.Load(Path.Combine(p.Data, s.Data), tok, tpl, s.Limit);
+                bool generation = s.Task switch
+                {
+                    "comprehension" => false, "generation" => true,
+                    _ => throw new InvalidDataException($"stage {s.Name}: unknown task '{s.Task}'; expected comprehension or generation"),
+                };
+                if (generation && findings) throw new InvalidDataException($"stage {s.Name}: the findings objective trains the vision tower; it has no generation task");
+                if (generation)
+                {
+                    vq ??= ImageTokenizerFor(p, s, ct);
+                    genTok ??= GenerationData.WithVqTokens(tok, vq.CodebookSize);
+                }
+                var data = findings ? FindingsData.Load(Path.Combine(p.Data, s.Data), s.Limit)
+                    : generation ? GenerationData.Load(Path.Combine(p.Data, s.Data), genTok!, tpl, vq!, s.Reconstruct, s.Limit, ct)
+                    : ConversationData.Load(Path.Combine(p.Data, s.Data), tok, tpl, s.Limit);
                 Log?.Invoke($"{s.Name}: {data.Count} sequences from {s.Data}, training {string.Join(" + ", s.Train)}");
-                if (s.Before == "attach-hlora" && plugin is null)
+                if (s.Before == "attach-hlora" && !plugins.ContainsKey(s.Task))
                 {
                     var settings = new HLoraSettings(s.HLoraRank, s.HLoraAlpha ?? 2.0 * s.HLoraRank, s.HLoraExperts, s.HLoraDropout);
-                    plugin = HealthGptPlugin.Create(model.LanguageModel, settings, new HealthGptPluginOptions { Name = s.Task, Dropout = (float)s.HLoraDropout }, seed: p.Seed);
+                    var options = new HealthGptPluginOptions
+                    {
+                        Name = s.Task, Dropout = (float)s.HLoraDropout,
+                        VisionSelectLayer = s.VisionSelectLayer ?? (generation ? 1 : model.Multimodal.SelectLayer),
+                        TokenizerLength = generation ? GenerationData.FirstVqTokenId(genTok!) : null, VqIndexTokens = vq?.CodebookSize ?? 0,
+                    };
+                    // HealthGPT's hierarchical visual perception: the generation task reads a shallow ViT layer through its
+                    // own projector (healthgpt.md §2), trained from a fresh nn.Linear initialisation.
+                    var (proj, projTensors) = generation ? FreshProjector(model.Projector, p.Seed) : (null, []);
+                    plugins[s.Task] = HealthGptPlugin.Create(model.LanguageModel, settings, options, projector: proj, projectorTensors: projTensors, seed: p.Seed);
+                    pluginStage[s.Task] = s;
                 }
+                if (generation && !plugins.ContainsKey("generation"))
+                    throw new InvalidDataException($"stage {s.Name}: a generation stage needs the generation plugin (\"before\": \"attach-hlora\" on this or an earlier generation stage)");
+                var plugin = plugins.GetValueOrDefault(s.Task);
                 if (s.Before == "upcycle-moe" && moeParams.Count == 0)
                 {
                     moeParams = MedMoeUpcycling.Upcycle(model.LanguageModel, new MedMoeUpcycleOptions
@@ -201,6 +272,8 @@ public sealed class PipelineRunner
                     if (router is { } r) owned.AddRange(RouterPretraining.LoadIntoRouters(model.LanguageModel, r.W, r.B));
                 }
                 foreach (var (_, t) in all) t.RequiresGrad = false;
+                foreach (var pl in plugins.Values)
+                    foreach (var t in PluginTensors(model, pl)) t.RequiresGrad = false;
                 var trainable = Select(s, all, model, plugin, moeParams, routerPretrained: router is not null, out var targetOf);
                 using var objective = findings ? new VisionFindingsObjective(model, pixels, data.Select(d => d.Modality!).Distinct().Order(StringComparer.Ordinal).ToList(), p.Seed) : null;
                 if (objective is not null)
@@ -214,6 +287,7 @@ public sealed class PipelineRunner
                     RouterAuxLossCoef = s.RouterAuxLossCoef, Seed = p.Seed,
                 };
                 var sel = plugin;
+                if (sel is not null) Log?.Invoke($"{s.Name}: through the {sel.Name} plugin (ViT layer {sel.VisionSelectLayer})");
                 losses[s.Name] = trainer.Run(s.Name, trainable, data, o, runDir, resume,
                     sel is null ? null : rng => sel.Selection(training: true, dropoutRng: rng), ct, objective);
                 foreach (var (_, t) in trainable) t.RequiresGrad = false;
@@ -235,17 +309,25 @@ public sealed class PipelineRunner
             }
             string outDir = Path.Combine(runDir, "model");
             SaveModel(model, baseDir, outDir, moeParams.Count > 0 ? p.Stages.First(x => x.Before == "upcycle-moe") : null);
-            string? adapterPath = null;
-            if (plugin is not null)
+            string? adapterPath = null, adapterTask = null;
+            GenerationArtifacts? gen = null;
+            foreach (var (task, plugin) in plugins)
             {
-                adapterPath = Path.Combine(outDir, $"hlora_{plugin.Name}.safetensors");
-                plugin.Save(model.LanguageModel, adapterPath);
+                string path = Path.Combine(outDir, $"hlora_{task}.safetensors");
+                plugin.Save(model.LanguageModel, path);
+                if (task != "generation" || adapterPath is null) (adapterPath, adapterTask) = (path, task);
+                if (task != "generation") continue;
+                string fusion = Path.Combine(outDir, "fusion_layer_weights.safetensors"), vqDir = Path.Combine(outDir, "image_tokenizer");
+                plugin.SaveFusionLayer(fusion);
+                vq!.Save(vqDir);
+                var st = pluginStage[task];
+                gen = new GenerationArtifacts(path, st.HLoraAlpha ?? 2.0 * st.HLoraRank, fusion, vqDir, plugin.VisionSelectLayer, vq.CodebookSize);
             }
-            return new PipelineResult(outDir, adapterPath, plugin?.Name, losses);
+            return new PipelineResult(outDir, adapterPath, adapterTask, losses) { Generation = gen };
         }
         finally
         {
-            plugin?.Dispose();
+            foreach (var pl in plugins.Values) pl.Dispose();
             foreach (var (_, t) in moeParams) t.Dispose();
             foreach (var t in owned) t.Dispose();
         }
@@ -253,7 +335,7 @@ public sealed class PipelineRunner
 
     private static IEnumerable<string> Corpus(string dataDir)
     {
-        foreach (var f in new[] { "vqa_train.json", "caption_train.json", "llava_train.json", "vqa_test.json" })
+        foreach (var f in new[] { "vqa_train.json", "caption_train.json", "llava_train.json", "vqa_test.json", "gen_train.json", "gen_test.json" })
         {
             string path = Path.Combine(dataDir, f);
             if (!File.Exists(path)) continue;
@@ -262,6 +344,7 @@ public sealed class PipelineRunner
                 if (item.TryGetProperty("conversations", out var c))
                     foreach (var t in c.EnumerateArray()) yield return t.GetProperty("value").GetString() ?? "";
         }
+        yield return GenerationData.ReconstructionPrompt;
         // The templates' fixed text (system prompts, role names).
         foreach (var t in ConversationTemplates.All) yield return t.RenderQuestion("x", hasImage: false) + " x";
     }
@@ -281,7 +364,12 @@ public sealed class PipelineRunner
             {
                 "llm" => all.Where(x => !x.Name.StartsWith("vision_tower.", StringComparison.Ordinal) && !x.Name.Contains("mm_projector")),
                 "vision" => all.Where(x => x.Name.StartsWith("vision_tower.", StringComparison.Ordinal)),
-                "projector" => all.Where(x => x.Name.Contains("mm_projector")),
+                "projector" => plugin?.Projector is { } own
+                    ? own.Linears.SelectMany((l, i) => new[] { ($"{plugin.Name}.mm_projector.{2 * i}.weight", l.Weight), ($"{plugin.Name}.mm_projector.{2 * i}.bias", l.Bias!) })
+                    : all.Where(x => x.Name.Contains("mm_projector")),
+                "vocab" => plugin?.TokenEmbeddings is { } emb && plugin.LmHead is { } head
+                    ? [($"{plugin.Name}.embed_tokens.weight", emb), ($"{plugin.Name}.lm_head.weight", head.Weight)]
+                    : throw new InvalidDataException($"stage {s.Name}: 'vocab' trains the generation plugin's extended vocabulary; this stage's task has none"),
                 "embed_tokens" => all.Where(x => x.Name == "model.embed_tokens.weight"),
                 "lm_head" => all.Where(x => x.Name == "lm_head.weight"),
                 "hlora" => plugin is null ? throw new InvalidDataException($"stage {s.Name}: 'hlora' needs \"before\": \"attach-hlora\"")
@@ -290,7 +378,7 @@ public sealed class PipelineRunner
                 "moe" => moe.Count == 0 ? throw new InvalidDataException($"stage {s.Name}: 'moe' needs \"before\": \"upcycle-moe\"")
                     : moe.Where(x => !(routerPretrained && x.Name.Contains("gate.wg"))),
                 "router" => moe.Where(x => x.Name.Contains("gate.wg")),
-                _ => throw new InvalidDataException($"stage {s.Name}: unknown train target '{what}'; expected llm, vision, projector, embed_tokens, lm_head, hlora, moe or router"),
+                _ => throw new InvalidDataException($"stage {s.Name}: unknown train target '{what}'; expected llm, vision, projector, embed_tokens, lm_head, vocab, hlora, moe or router"),
             };
             foreach (var x in add)
                 if (!list.Any(y => ReferenceEquals(y.Item2, x.Tensor)))
@@ -300,6 +388,45 @@ public sealed class PipelineRunner
                 }
         }
         return list;
+    }
+
+    /// <summary>Every tensor a plugin owns: its H-LoRA matrices, projector and vocabulary.</summary>
+    private static IEnumerable<Tensor> PluginTensors(LlavaForCausalLM model, HealthGptPlugin p) =>
+        AdapterTargets.Parameters(model.LanguageModel, p.Name).Select(x => x.Tensor)
+            .Concat(p.Projector?.Linears.SelectMany(l => l.Bias is null ? [l.Weight] : new[] { l.Weight, l.Bias }) ?? [])
+            .Concat(p.TokenEmbeddings is { } e ? [e] : []).Concat(p.LmHead is { } h ? [h.Weight] : []);
+
+    /// <summary>The pipeline's image tokenizer: the configured folder, or a codebook fitted on the stage's training images.</summary>
+    private PatchVqTokenizer ImageTokenizerFor(PipelineConfig p, StageConfig s, CancellationToken ct)
+    {
+        if (p.ImageTokenizer is { } dir) return PatchVqTokenizer.Load(dir);
+        string path = Path.Combine(p.Data, s.Data);
+        using var doc = ConversationData.OpenList(path, "items with images");
+        string root = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        var files = new List<string>();
+        foreach (var item in doc.RootElement.EnumerateArray())
+            foreach (var key in new[] { "image", "output_image" })
+                if (item.TryGetProperty(key, out var e) && e.ValueKind == JsonValueKind.String) files.Add(Path.Combine(root, e.GetString()!));
+        files = files.Distinct(StringComparer.Ordinal).ToList();
+        Log?.Invoke($"image tokenizer: fitting {p.VqIndexTokens} codes of {p.VqPatchSize}×{p.VqPatchSize} patches on {files.Count} images of {s.Data}");
+        return PatchVqTokenizer.Fit(files.Select(f => ImageConversion.ToRgb8(ImageLoader.Load(f))), p.VqImageSize, p.VqPatchSize, p.VqIndexTokens, seed: (ulong)p.Seed, ct: ct);
+    }
+
+    /// <summary>A projector shaped as <paramref name="shape"/>, freshly initialised (nn.Linear weights, zero biases), trainable.</summary>
+    private static (MultimodalProjector, IReadOnlyList<Tensor>) FreshProjector(MultimodalProjector shape, int seed)
+    {
+        var rng = new Random(seed ^ 0x6E6);
+        var tensors = new List<Tensor>();
+        var linears = new List<LinearLayer>();
+        foreach (var l in shape.Linears)
+        {
+            var w = AdapterInit.Uniform(l.OutFeatures, l.InFeatures, rng);
+            var b = Tensor.Zeros(l.OutFeatures);
+            b.RequiresGrad = true;
+            tensors.Add(w); tensors.Add(b);
+            linears.Add(new LinearLayer(w, b));
+        }
+        return (new MultimodalProjector(linears), tensors);
     }
 
     /// <summary>Router_Train.ipynb on the stage's data: one embedding per sequence (image + first question), modality labels.</summary>

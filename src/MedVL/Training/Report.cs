@@ -10,14 +10,20 @@ namespace MedVL.Training;
 /// <summary>One scored model for the report.</summary>
 public sealed record ReportModel(string Name, string RunDir, MedVqaScores Scores, IReadOnlyList<VqaPrediction> Predictions);
 
+/// <summary>A model's generated images for the report: <see cref="ImagePredictor"/>'s output folder and scores.</summary>
+public sealed record ReportGeneration(string Model, string GeneratedDir, IReadOnlyList<GenerationScores> Scores);
+
 /// <summary>
 /// The run report (report.md and report.html): Med-VQA metrics per model beside the answer-prior baseline, a
 /// per-modality table (closed accuracy, open recall), sample images with question, answer and each model's prediction,
-/// and the training curves of every stage as an SVG picture (loss per optimizer step, from metrics.jsonl).
+/// the training curves of every stage as an SVG picture (loss per optimizer step, from metrics.jsonl) and, for a
+/// generation run, PSNR / SSIM per task beside the input-returned and tokenizer-ceiling references with sample input,
+/// generated and target images.
 /// </summary>
 public static class Report
 {
-    public static void Write(string outDir, string dataDir, IReadOnlyList<ReportModel> models, MedVqaScores? baseline, int samples = 6)
+    public static void Write(string outDir, string dataDir, IReadOnlyList<ReportModel> models, MedVqaScores? baseline, int samples = 6,
+        ReportGeneration? generation = null)
     {
         Directory.CreateDirectory(outDir);
         var questions = Predictor.ReadQuestions(Path.Combine(dataDir, "vqa_test.json"));
@@ -86,6 +92,8 @@ public static class Report
         html.Append("</table>");
         md.AppendLine();
 
+        if (generation is not null) Generation(md, html, outDir, generation, samples);
+
         // Training curves.
         md.AppendLine("## Training curves").AppendLine();
         html.Append("<h2>Training curves</h2>");
@@ -101,6 +109,42 @@ public static class Report
         html.Append("</body></html>");
         AtomicFile.WriteAllText(Path.Combine(outDir, "report.md"), md.ToString());
         AtomicFile.WriteAllText(Path.Combine(outDir, "report.html"), html.ToString());
+    }
+
+    private static void Generation(StringBuilder md, StringBuilder html, string outDir, ReportGeneration g, int samples)
+    {
+        string F(double v, string f) => v.ToString(f, CultureInfo.InvariantCulture);
+        Table(md, html, $"Held-out image generation ({g.Model}; PSNR dB / SSIM against the target)", ["task", "items", "generated", "input returned unchanged", "image tokenizer ceiling"],
+            g.Scores.Select(x => new[] { x.Task, x.Count.ToString(CultureInfo.InvariantCulture), $"{F(x.Psnr, "F2")} / {F(x.Ssim, "F3")}",
+                $"{F(x.CopyInputPsnr, "F2")} / {F(x.CopyInputSsim, "F3")}", $"{F(x.TokenizerPsnr, "F2")} / {F(x.TokenizerSsim, "F3")}" }).ToList());
+        string preds = Path.Combine(g.GeneratedDir, "predictions.jsonl");
+        if (!File.Exists(preds)) return;
+        // One sample per task first, then in file order.
+        var items = File.ReadLines(preds).Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var firsts = Enumerable.Range(0, items.Count).GroupBy(i => items[i].GetProperty("task").GetString()).Select(x => x.First());
+        var pick = firsts.Concat(Enumerable.Range(0, items.Count)).Distinct().Take(samples).Select(i => items[i]).ToList();
+        string dir = Path.Combine(outDir, "generated");
+        Directory.CreateDirectory(dir);
+        md.AppendLine("## Generated images (input, generated, target)").AppendLine();
+        html.Append("<h2>Generated images</h2><table><tr><th>task</th><th>input</th><th>generated</th><th>target</th><th>PSNR / SSIM</th></tr>");
+        foreach (var e in pick)
+        {
+            string id = e.GetProperty("output").GetString()!;
+            string Copy(string src, string suffix)
+            {
+                string rel = $"generated/{Path.GetFileNameWithoutExtension(id)}-{suffix}.png";
+                File.Copy(src, Path.Combine(outDir, rel), overwrite: true);
+                return rel;
+            }
+            string input = Copy(e.GetProperty("image").GetString()!, "input"), output = Copy(Path.Combine(g.GeneratedDir, id), "generated"),
+                target = Copy(e.GetProperty("target").GetString()!, "target");
+            string task = e.GetProperty("task").GetString()!, score = $"{F(e.GetProperty("psnr").GetDouble(), "F2")} / {F(e.GetProperty("ssim").GetDouble(), "F3")}";
+            md.AppendLine($"- {task}: ![input]({input}) ![generated]({output}) ![target]({target}) {score}");
+            html.Append("<tr><td>").Append(WebUtility.HtmlEncode(task)).Append("</td>")
+                .Append($"<td><img src=\"{input}\"></td><td><img src=\"{output}\"></td><td><img src=\"{target}\"></td><td>{score}</td></tr>");
+        }
+        html.Append("</table>");
+        md.AppendLine();
     }
 
     private static string[] Row(string name, IEnumerable<double> values, double? baseline) =>
@@ -146,7 +190,7 @@ public static class Report
         sb.Append(CultureInfo.InvariantCulture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"11\">");
         sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{L}\" y=\"14\">{WebUtility.HtmlEncode(title)}: training loss per step (max {max:F2})</text>");
         sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{L}\" y1=\"{H - B}\" x2=\"{W - 8}\" y2=\"{H - B}\" stroke=\"#888\"/><line x1=\"{L}\" y1=\"20\" x2=\"{L}\" y2=\"{H - B}\" stroke=\"#888\"/>");
-        string[] colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+        string[] colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
         int offset = 0;
         for (int s = 0; s < stages.Count; s++)
         {

@@ -120,7 +120,7 @@ public sealed class Trainer
             for (int b = 0; b < micro.Length; b++)
             {
                 var exs = micro[b].Select(i => data[i]).ToArray();
-                var rng = new Random(HashCode.Combine(o.Seed, step, b));
+                var rng = new Random(StableSeed(o.Seed, step, b));
                 using var trace = new MoeRoutingTrace();
                 var fo = new DecoderForwardOptions { Adapters = adapters?.Invoke(rng), Routing = trace, CancellationToken = ct };
                 using var loss = objective is null ? BatchLoss(exs, fo, trace, o.RouterAuxLossCoef) : objective.Loss(exs, ct);
@@ -229,8 +229,22 @@ public sealed class Trainer
     public static int[] EpochOrder(int n, int seed, int epoch)
     {
         var order = Enumerable.Range(0, n).ToArray();
-        new Random(HashCode.Combine(seed, epoch, 0x5eed)).Shuffle(order);
+        new Random(StableSeed(seed, epoch, 0x5eed)).Shuffle(order);
         return order;
+    }
+
+    /// <summary>
+    /// A seed that is a fixed function of its inputs (splitmix64 finaliser). System.HashCode is randomised per process,
+    /// so seeds built with it made every process shuffle and drop out differently: a run resumed in a new process did
+    /// not continue the interrupted run's curve, and two runs of one config differed.
+    /// </summary>
+    internal static int StableSeed(long a, long b, long c)
+    {
+        ulong x = unchecked((ulong)a * 0x9E3779B97F4A7C15UL ^ (ulong)b * 0xBF58476D1CE4E5B9UL ^ (ulong)c * 0x94D049BB133111EBUL);
+        x ^= x >> 30; x = unchecked(x * 0xBF58476D1CE4E5B9UL);
+        x ^= x >> 27; x = unchecked(x * 0x94D049BB133111EBUL);
+        x ^= x >> 31;
+        return (int)(x & 0x7FFFFFFF);
     }
 
     private static string? LatestCheckpoint(string stageDir)

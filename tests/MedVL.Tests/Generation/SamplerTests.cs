@@ -54,6 +54,22 @@ public class SamplerTests
     }
 
     [Fact]
+    public void AllowedTokens_ConstrainGreedyAndSampledChoicesToTheRange()
+    {
+        var c = Cases[4]!;
+        var logits = c["logits"]!.AsArray().Select(v => (float)v!).ToArray();
+        var history = c["history"]!.AsArray().Select(v => (int)v!).ToArray();
+        var range = (Start: 40, Count: 20);
+        var greedy = new TokenSampler(new SamplingOptions { AllowedTokens = range }, logits.Length).Next(logits, history);
+        // Greedy inside the range is the argmax of the range's logits (no repetition penalty here).
+        Assert.Equal(range.Start + Array.IndexOf(logits[40..60], logits[40..60].Max()), greedy);
+        var sampler = new TokenSampler(new SamplingOptions { DoSample = true, AllowedTokens = range, Seed = 1 }, logits.Length);
+        for (int i = 0; i < 500; i++) Assert.InRange(sampler.Next(logits, history), 40, 59);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new TokenSampler(new SamplingOptions { AllowedTokens = (95, 10) }, logits.Length));
+        Assert.Contains("exceed the vocabulary of 101", e.Message);
+    }
+
+    [Fact]
     public void InvalidSettingsAreRejectedByName()
     {
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => new TokenSampler(new SamplingOptions { DoSample = true, Temperature = 0 }, 10));

@@ -37,9 +37,26 @@ public class DemoCliTests
             // Med-MoE's trained folder is a Med-MoE folder (moe block, experts), HealthGPT's comes with its H-LoRA plugin.
             Assert.Contains("\"moe\"", File.ReadAllText(Path.Combine(dir, "tiny-medmoe", "model", "config.json")));
             Assert.True(File.Exists(Path.Combine(dir, "tiny-healthgpt", "model", "hlora_comprehension.safetensors")));
+            // HealthGPT's generation task: the generation plugin, its fusion layer and image tokenizer, held-out images scored.
+            foreach (var f in new[] { "hlora_generation.safetensors", "fusion_layer_weights.safetensors", "image_tokenizer/config.json" })
+                Assert.True(File.Exists(Path.Combine(dir, "tiny-healthgpt", "model", f)), f);
+            var gen = j.GetProperty("generation");
+            Assert.NotEmpty(gen.EnumerateObject());
+            foreach (var task in gen.EnumerateObject())
+            {
+                Assert.True(task.Value.GetProperty("n").GetInt32() > 0);
+                Assert.InRange(task.Value.GetProperty("ssim").GetDouble(), -1, 1);
+                Assert.InRange(task.Value.GetProperty("psnr").GetDouble(), 0, 100);
+                // Each patch's nearest code minimises the squared error: the tokenizer ceiling bounds the PSNR any index
+                // sequence reaches (up to the uint8 truncation of decoding).
+                Assert.True(task.Value.GetProperty("tokenizer_psnr").GetDouble() >= task.Value.GetProperty("psnr").GetDouble() - 0.05);
+            }
+            Assert.NotEmpty(File.ReadAllLines(Path.Combine(dir, "tiny-healthgpt", "generated", "predictions.jsonl")));
             string report = File.ReadAllText(Path.Combine(dir, "report", "report.md"));
             Assert.Contains("Per modality", report);
             Assert.Contains("answer-prior baseline", report);
+            Assert.Contains("Held-out image generation", report);
+            Assert.Contains("-generated.png)", report);
             Assert.StartsWith("<svg", File.ReadAllText(Path.Combine(dir, "report", "curves-tiny-medmoe.svg")));
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }

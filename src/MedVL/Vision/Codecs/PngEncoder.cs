@@ -47,8 +47,12 @@ public static class PngEncoder
         return Encode(b, image.Width, image.Height, image.Channels, level);
     }
 
+    /// <summary>Encodes and writes atomically (temporary file, then rename): an interrupted save leaves no partial PNG.</summary>
     public static void Save(string path, ReadOnlySpan<byte> pixels, int width, int height, int channels)
-        => File.WriteAllBytes(path, Encode(pixels, width, height, channels));
+    {
+        var png = Encode(pixels, width, height, channels);
+        MedVL.IO.AtomicFile.Write(path, s => s.Write(png));
+    }
 
     private static void Validate(int length, int width, int height, int channels)
     {
